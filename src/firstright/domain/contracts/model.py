@@ -10,7 +10,7 @@ Cross-field rules that need a file position (dangling ``overrides``, unknown par
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -20,6 +20,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -67,11 +69,13 @@ class Effective(Strict):
     until_event: Tag | None = None
     """A named event that ends the clause early (e.g. ``agi_verified_by_panel``)."""
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Effective:
-        if self.from_ is not None and self.until is not None and self.until <= self.from_:
+    @field_validator("until")
+    @classmethod
+    def _ordered(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("from_")
+        if start is not None and until is not None and until <= start:
             raise ValueError("effective.until must be after effective.from")
-        return self
+        return until
 
 
 class Selector(Strict):
@@ -213,22 +217,41 @@ class RofrParams(Strict):
     in_flight: Literal["continue", "terminate"] = "continue"
     match_price_cap: TokenPriceCap | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> RofrParams:
-        if self.partial_min_fraction is not None and self.partial_exercise != "allowed":
-            raise ValueError("partial_min_fraction is only allowed with partial_exercise: allowed")
-        if self.rofo_max_price_pct_of_offered is not None and self.mode != "rofo":
-            raise ValueError("rofo_max_price_pct_of_offered is only allowed with mode: rofo")
-        unknown = sorted(set(self.reoffer_tolerance) - set(self.terms_order))
-        if unknown:
-            raise ValueError(f"reoffer_tolerance names terms not in terms_order: {unknown}")
-        if (
-            self.effective_from is not None
-            and self.terminated_at is not None
-            and self.terminated_at <= self.effective_from
-        ):
+    # Cross-field checks are field validators on the later field, so a problem points at it.
+
+    @field_validator("terminated_at")
+    @classmethod
+    def _after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("effective_from")
+        if start is not None and value is not None and value <= start:
             raise ValueError("terminated_at must be after effective_from")
-        return self
+        return value
+
+    @field_validator("partial_min_fraction")
+    @classmethod
+    def _partial_allowed(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        if value is not None and info.data.get("partial_exercise") != "allowed":
+            raise ValueError("partial_min_fraction is only allowed with partial_exercise: allowed")
+        return value
+
+    @field_validator("rofo_max_price_pct_of_offered")
+    @classmethod
+    def _rofo_only(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        if value is not None and info.data.get("mode") != "rofo":
+            raise ValueError("rofo_max_price_pct_of_offered is only allowed with mode: rofo")
+        return value
+
+    @field_validator("reoffer_tolerance")
+    @classmethod
+    def _known_terms(
+        cls, value: dict[str, Tolerance], info: ValidationInfo
+    ) -> dict[str, Tolerance]:
+        order = info.data.get("terms_order")
+        if order is not None:
+            unknown = sorted(set(value) - set(order))
+            if unknown:
+                raise ValueError(f"reoffer_tolerance names terms not in terms_order: {unknown}")
+        return value
 
 
 class FirstRefusalClause(ClauseBase):
@@ -254,11 +277,13 @@ class CommitmentParams(Strict):
     true_up: bool = True
     """At period end the payer pays the shortfall."""
 
-    @model_validator(mode="after")
-    def _ordered(self) -> CommitmentParams:
-        if self.period_end <= self.period_start:
+    @field_validator("period_end")
+    @classmethod
+    def _ordered(cls, value: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("period_start")
+        if start is not None and value <= start:
             raise ValueError("period_end must be after period_start")
-        return self
+        return value
 
 
 class CommitmentClause(ClauseBase):
