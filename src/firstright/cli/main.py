@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "schema": "firstright.cli.schema:schema",
     "place": "firstright.cli.place:place",
     "demo": "firstright.cli.demo:demo",
+    "db": "firstright.cli.db:db",
 }
 
 

@@ -1,0 +1,1 @@
+"""Alembic migrations of firstright, one branch per concept (see README.md here)."""
