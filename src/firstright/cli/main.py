@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "place": "firstright.cli.place:place",
     "demo": "firstright.cli.demo:demo",
     "db": "firstright.cli.db:db",
+    "keys": "firstright.cli.keys:keys",
 }
 
 
