@@ -115,6 +115,7 @@ class _Notes:
 
     def add(
         self,
+        *,
         kind: str,
         provider: str,
         instance_type: str,
@@ -167,26 +168,48 @@ def _required(provider: str, index: int, row: Row, column: str) -> str:
 
 
 def _prices(
-    provider: str, instance_type: str, on_demand: Decimal | None, spot: Decimal | None, notes: _Notes
+    provider: str,
+    instance_type: str,
+    on_demand: Decimal | None,
+    spot: Decimal | None,
+    notes: _Notes,
 ) -> tuple[Decimal | None, Decimal | None] | None:
     """Apply the zero-price rule: a price of 0 is unknown, not free, and counts as absent (and is
     reported). An empty price means the market is not sold. Returns ``None`` when neither an
     on-demand nor a spot price remains: the row is left out."""
     known = UNKNOWN_PRICE_REASONS.get((provider, instance_type))
     if on_demand is not None and on_demand == 0:
-        notes.add("excluded", provider, instance_type, "Price", "0", None, known or ZERO_PRICE_REASON)
+        notes.add(
+            kind="excluded",
+            provider=provider,
+            instance_type=instance_type,
+            field_name="Price",
+            source_value="0",
+            corrected_value=None,
+            reason=known or ZERO_PRICE_REASON,
+        )
         on_demand = None
         if spot is not None and spot == 0:
             spot = None  # the same row's unknown spot price is part of the same exclusion
     if spot is not None and spot == 0:
-        notes.add("corrected", provider, instance_type, "SpotPrice", "0", "absent", ZERO_SPOT_REASON)
+        notes.add(
+            kind="corrected",
+            provider=provider,
+            instance_type=instance_type,
+            field_name="SpotPrice",
+            source_value="0",
+            corrected_value="absent",
+            reason=ZERO_SPOT_REASON,
+        )
         spot = None
     if on_demand is None and spot is None:
         return None
     return on_demand, spot
 
 
-def _count(provider: str, instance_type: str, accelerator: str, raw: Decimal, notes: _Notes) -> Decimal:
+def _count(
+    provider: str, instance_type: str, accelerator: str, raw: Decimal, notes: _Notes
+) -> Decimal:
     for fix in COUNT_FIXES:
         if (
             fix.provider == provider
@@ -195,13 +218,13 @@ def _count(provider: str, instance_type: str, accelerator: str, raw: Decimal, no
             and raw == Decimal(fix.wrong)
         ):
             notes.add(
-                "corrected",
-                provider,
-                instance_type,
-                "AcceleratorCount",
-                fix.wrong,
-                fix.right,
-                fix.reason,
+                kind="corrected",
+                provider=provider,
+                instance_type=instance_type,
+                field_name="AcceleratorCount",
+                source_value=fix.wrong,
+                corrected_value=fix.right,
+                reason=fix.reason,
             )
             return Decimal(fix.right)
     return raw
@@ -267,10 +290,10 @@ def _gcp_offers(rows: Sequence[Row], notes: _Notes) -> list[Offer]:
         attached = GCP_HOST_ACCELERATORS.get(instance_type)
         if attached is None:
             continue  # not an accelerator-optimized host: no GPU offer
-        name, count = attached
+        name, attached_count = attached
         region = _required("gcp", index, row, "Region")
         zone = _required("gcp", index, row, "AvailabilityZone")
-        accelerator_price = accelerators.get((name, Decimal(count), region, zone))
+        accelerator_price = accelerators.get((name, Decimal(attached_count), region, zone))
         if accelerator_price is None:
             continue  # the host exists in a zone where the catalog sells no such GPU
         host_od = _decimal("gcp", index, row, "Price")
@@ -294,7 +317,7 @@ def _gcp_offers(rows: Sequence[Row], notes: _Notes) -> list[Offer]:
                 zone=zone,
                 instance_type=instance_type,
                 accelerator=name,
-                accelerator_count=Decimal(count),
+                accelerator_count=Decimal(attached_count),
                 on_demand_usd_per_hour=on_demand,
                 spot_usd_per_hour=spot,
             )

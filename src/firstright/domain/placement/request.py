@@ -16,9 +16,7 @@ from firstright.limits import PLACEMENT_NODES_MAX, PLACEMENT_REQUESTS_MAX
 Word = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:/-]{0,127}$")]
 PartyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
-AcceleratorName = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
-]
+AcceleratorName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")]
 RegionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 GPUS_PER_NODE_MAX = 64
 HOURS_MAX = Decimal(87_600)
