@@ -149,6 +149,14 @@ def _render(answers: Sequence[PlacementAnswer]) -> None:
                 f"{terms['start']}, {terms['commit_months']} months; {refusal['counterfactual']}",
                 markup=False,
             )
+            best = refusal["holder_best_offer"]
+            if best is not None:
+                console.print(
+                    f"  {refusal['holder']}'s own best list offer: {best['provider']} "
+                    f"{best['region']} {best['instance_type']} at {best['price_per_gpu_hour']} "
+                    f"$/GPU-h (needs {best['discount_needed_per_gpu_hour']} off to match)",
+                    markup=False,
+                )
         if data["counterfactual"] is not None:
             console.print(
                 f"  counterfactual: {data['counterfactual']['explanation']}", markup=False

@@ -178,8 +178,8 @@ def _excluded(candidate: Candidate, choice_micros: int, admission: Admission) ->
         price_difference_micros=candidate.total_micros - choice_micros,
         clause_ids=clauses,
         reason=(
-            f"{candidate.provider} is not allowed: {', '.join(clauses) or 'the contracts'} "
-            f"restrict this demand to {allowed}"
+            f"excluded by {', '.join(clauses) or 'the contracts'}: "
+            f"this demand may use only {', '.join(allowed) or 'no provider'}"
         ),
     )
 
