@@ -37,7 +37,7 @@ Every step appends a ``TraceStep`` (clause id, contract key, kind, rule, inputs,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,11 +63,12 @@ GATE_CACHE_ENTRIES_MAX = 65_536
 
 _SELECTOR_FIELDS = (
     ("workloads", "workload"),
-    ("categories", "category"),
+    ("categories", "scope_category"),
     ("channels", "channel"),
     ("products", "product"),
     ("customers", "customer"),
 )
+_SHOWN_AS = {"scope_category": "category"}
 _MODEL_ASSETS = frozenset({"models", "model_weights"})
 
 Checks = tuple[tuple[str, frozenset[str]], ...]
@@ -152,21 +153,71 @@ class ShipFirstDue:
         }
 
 
-@dataclass(frozen=True, slots=True)
+StepRecord = tuple[Callable[..., TraceStep], tuple[Any, ...]]
+"""A trace step not yet built: the builder and its arguments (built when ``trace`` is read)."""
+
+
 class Gate:
-    """What the contracts say about one demand."""
+    """What the contracts say about one demand. Treat as immutable.
+
+    ``trace`` is built on first access from compact records, so a router that only needs
+    ``allows`` never pays for formatting the explanation."""
+
+    __slots__ = (
+        "_records",
+        "_trace",
+        "allowed_providers",
+        "conflicts",
+        "first_refusal",
+        "restricting_clause_ids",
+        "ship_first",
+    )
 
     allowed_providers: frozenset[str] | None
     """``None``: no clause restricts the demand. Empty: nothing is allowed (see ``conflicts``)."""
-    trace: tuple[TraceStep, ...] = ()
-    first_refusal: FirstRefusalDue | None = None
-    ship_first: ShipFirstDue | None = None
-    conflicts: tuple[Conflict, ...] = ()
-    restricting_clause_ids: tuple[str, ...] = ()
+    first_refusal: FirstRefusalDue | None
+    ship_first: ShipFirstDue | None
+    conflicts: tuple[Conflict, ...]
+    restricting_clause_ids: tuple[str, ...]
     """The clauses whose restriction is in ``allowed_providers``."""
+
+    def __init__(
+        self,
+        allowed_providers: frozenset[str] | None,
+        *,
+        trace: Sequence[TraceStep] = (),
+        first_refusal: FirstRefusalDue | None = None,
+        ship_first: ShipFirstDue | None = None,
+        conflicts: tuple[Conflict, ...] = (),
+        restricting_clause_ids: tuple[str, ...] = (),
+        records: Sequence[StepRecord] = (),
+    ) -> None:
+        self.allowed_providers = allowed_providers
+        self.first_refusal = first_refusal
+        self.ship_first = ship_first
+        self.conflicts = conflicts
+        self.restricting_clause_ids = restricting_clause_ids
+        self._records: tuple[StepRecord, ...] = tuple(records)
+        self._trace: tuple[TraceStep, ...] | None = None if records else tuple(trace)
+
+    @property
+    def trace(self) -> tuple[TraceStep, ...]:
+        """Every step of the decision, in the order it was taken."""
+        if self._trace is None:
+            self._trace = tuple(build(*args) for build, args in self._records)
+        return self._trace
 
     def allows(self, provider: str) -> bool:
         return self.allowed_providers is None or provider in self.allowed_providers
+
+    def __repr__(self) -> str:
+        allowed = None if self.allowed_providers is None else sorted(self.allowed_providers)
+        return (
+            f"Gate(allowed_providers={allowed}, restricting={list(self.restricting_clause_ids)}, "
+            f"first_refusal={self.first_refusal.clause_id if self.first_refusal else None}, "
+            f"ship_first={self.ship_first.clause_id if self.ship_first else None}, "
+            f"conflicts={len(self.conflicts)})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -179,6 +230,10 @@ class Gate:
             "conflicts": [c.to_json() for c in self.conflicts],
             "trace": [s.to_json() for s in self.trace],
         }
+
+
+UNRESTRICTED = Gate(None)
+"""The gate of a demand no clause in force speaks about."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,6 +297,40 @@ class _Binding:
     in_force: bool = True
 
 
+class _Index:
+    """The bindings of one party, indexed by the demand field most of them select on, so a gate
+    only tests the clauses that can match. Candidates keep file order."""
+
+    __slots__ = ("by_value", "field", "rest")
+
+    def __init__(self, bindings: Sequence[_Binding]) -> None:
+        counts: dict[str, int] = {}
+        for binding in bindings:
+            for demand_field, _ in binding.checks:
+                counts[demand_field] = counts.get(demand_field, 0) + 1
+        self.field = max(counts, key=lambda f: (counts[f], f)) if counts else ""
+        unindexed = [b for b in bindings if not self._values(b)]
+        self.rest: tuple[_Binding, ...] = tuple(unindexed)
+        values: set[str] = set()
+        for binding in bindings:
+            values |= self._values(binding)
+        self.by_value: dict[str | None, tuple[_Binding, ...]] = {
+            value: tuple(b for b in bindings if value in self._values(b) or b in unindexed)
+            for value in sorted(values)
+        }
+
+    def _values(self, binding: _Binding) -> frozenset[str]:
+        for demand_field, values in binding.checks:
+            if demand_field == self.field:
+                return values
+        return frozenset()
+
+    def candidates(self, demand: Demand) -> tuple[_Binding, ...]:
+        if not self.field:
+            return self.rest
+        return self.by_value.get(getattr(demand, self.field), self.rest)
+
+
 def _in_force(clause: Clause, at: datetime, events_happened: frozenset[str]) -> bool:
     effective = clause.effective
     if effective.from_ is not None and at < effective.from_:
@@ -296,6 +385,13 @@ class Policy:
         self._licenses: dict[tuple[str, str], list[tuple[str, IpLicenseClause]]] = {}
         for contract in self.contracts:
             self._compile_contract(contract)
+        self._bound_parties = (
+            frozenset(self._exclusivity)
+            | frozenset(self._first_refusal)
+            | frozenset(self._ship_first)
+        )
+        self._exclusivity_index = {p: _Index(b) for p, b in self._exclusivity.items()}
+        self._ship_first_index = {p: _Index(b) for p, b in self._ship_first.items()}
 
     @classmethod
     def compile(
@@ -423,26 +519,20 @@ class Policy:
     # -- evaluation ------------------------------------------------------------------------
 
     def _evaluate(self, demand: Demand) -> Gate:
-        steps: list[TraceStep] = []
+        if demand.party not in self._bound_parties:
+            return UNRESTRICTED
+        steps: list[StepRecord] = []
         conflicts: list[Conflict] = []
         restricted: list[tuple[_Binding, frozenset[str]]] = []
-        for binding in self._exclusivity.get(demand.party, ()):
+        index = self._exclusivity_index.get(demand.party)
+        for binding in index.candidates(demand) if index else ():
             if not _matches(binding.checks, demand) or self._superseded(binding, demand, steps):
                 continue
             extra = self._exempt(binding, demand, steps)
             if extra is None:
                 continue
             allowed = binding.providers | extra if extra else binding.providers
-            steps.append(
-                TraceStep(
-                    binding.clause.id,
-                    binding.contract,
-                    "exclusivity",
-                    "exclusivity.restrict",
-                    _inputs(binding.checks, demand, providers=binding.providers_text),
-                    f"only on {_names(allowed)}",
-                )
-            )
+            steps.append((_step_restrict, (binding, demand, allowed)))
             restricted.append((binding, allowed))
 
         allowed_providers = self._combine(restricted, steps, conflicts)
@@ -451,32 +541,23 @@ class Policy:
         if conflicts:
             allowed_providers = frozenset()
         return Gate(
-            allowed_providers=allowed_providers,
-            trace=tuple(steps),
+            allowed_providers,
             first_refusal=first_refusal,
             ship_first=ship_first,
             conflicts=tuple(conflicts),
             restricting_clause_ids=tuple(b.clause.id for b, _ in restricted),
+            records=steps,
         )
 
-    def _superseded(self, binding: _Binding, demand: Demand, steps: list[TraceStep]) -> bool:
+    def _superseded(self, binding: _Binding, demand: Demand, steps: list[StepRecord]) -> bool:
         for newer in binding.superseded_by:
             if _matches(newer.checks, demand):
-                steps.append(
-                    TraceStep(
-                        binding.clause.id,
-                        binding.contract,
-                        binding.clause.kind,
-                        f"{binding.clause.kind}.superseded",
-                        _inputs(newer.checks, demand, by=newer.clause.id),
-                        f"replaced by {newer.clause.id} for this demand",
-                    )
-                )
+                steps.append((_step_superseded, (binding, newer, demand)))
                 return True
         return False
 
     def _exempt(
-        self, binding: _Binding, demand: Demand, steps: list[TraceStep]
+        self, binding: _Binding, demand: Demand, steps: list[StepRecord]
     ) -> frozenset[str] | None:
         """Apply the exemptions overriding ``binding``: ``None`` if one lifts it, else the
         providers they add (possibly none)."""
@@ -485,56 +566,20 @@ class Policy:
         for exemption in binding.exemptions:
             if not _matches(exemption.checks, demand):
                 continue
-            kind = exemption.clause.kind
             if exemption.max_gpus is not None and demand.gpus > exemption.max_gpus:
-                steps.append(
-                    TraceStep(
-                        exemption.clause.id,
-                        exemption.contract,
-                        kind,
-                        f"{kind}.bound_exceeded",
-                        _inputs(
-                            exemption.checks,
-                            demand,
-                            gpus=str(demand.gpus),
-                            max_gpus=str(exemption.max_gpus),
-                            overrides=binding.clause.id,
-                        ),
-                        f"not exempt from {binding.clause.id}: {demand.gpus} GPUs is more "
-                        f"than max_gpus {exemption.max_gpus}",
-                    )
-                )
-                continue
-            if exemption.providers:
+                steps.append((_step_bound_exceeded, (exemption, binding, demand)))
+            elif exemption.providers:
                 extra = extra | exemption.providers
-                steps.append(
-                    TraceStep(
-                        exemption.clause.id,
-                        exemption.contract,
-                        kind,
-                        f"{kind}.extend",
-                        _inputs(exemption.checks, demand, overrides=binding.clause.id),
-                        f"{binding.clause.id} also allows {_names(exemption.providers)}",
-                    )
-                )
+                steps.append((_step_extend, (exemption, binding, demand)))
             else:
                 lifted = True
-                steps.append(
-                    TraceStep(
-                        exemption.clause.id,
-                        exemption.contract,
-                        kind,
-                        f"{kind}.lift",
-                        _inputs(exemption.checks, demand, overrides=binding.clause.id),
-                        f"{binding.clause.id} does not apply to this demand",
-                    )
-                )
+                steps.append((_step_lift, (exemption, binding, demand)))
         return None if lifted else extra
 
     def _combine(
         self,
         restricted: list[tuple[_Binding, frozenset[str]]],
-        steps: list[TraceStep],
+        steps: list[StepRecord],
         conflicts: list[Conflict],
     ) -> frozenset[str] | None:
         if not restricted:
@@ -544,18 +589,8 @@ class Policy:
             allowed = allowed & more
         if len(restricted) == 1:
             return allowed
-        ids = ",".join(b.clause.id for b, _ in restricted)
         if allowed:
-            steps.append(
-                TraceStep(
-                    ids,
-                    ",".join(sorted({b.contract for b, _ in restricted})),
-                    "exclusivity",
-                    "exclusivity.intersect",
-                    {b.clause.id: _names(a) for b, a in restricted},
-                    f"all hold: only on {_names(allowed)}",
-                )
-            )
+            steps.append((_step_intersect, (tuple(restricted), allowed)))
             return allowed
         disjoint = [
             (a, b) for i, a in enumerate(restricted) for b in restricted[i + 1 :] if not a[1] & b[1]
@@ -573,20 +608,11 @@ class Policy:
                     message,
                 )
             )
-        steps.append(
-            TraceStep(
-                ids,
-                ",".join(sorted({b.contract for b, _ in restricted})),
-                "policy",
-                "policy.conflict",
-                {b.clause.id: _names(a) for b, a in restricted},
-                "nothing allowed: the restrictions cannot all hold",
-            )
-        )
+        steps.append((_step_conflict, (tuple(restricted),)))
         return frozenset()
 
     def _first_refusal_due(
-        self, demand: Demand, steps: list[TraceStep], conflicts: list[Conflict]
+        self, demand: Demand, steps: list[StepRecord], conflicts: list[Conflict]
     ) -> FirstRefusalDue | None:
         dues: list[FirstRefusalDue] = []
         category = demand.scope_category
@@ -596,59 +622,21 @@ class Policy:
             scope = clause.params.scope
             if category not in scope.covered_categories:
                 continue
-            inputs = {"party": demand.party, "category": category}
             if category in scope.exempt:
-                steps.append(
-                    TraceStep(
-                        clause.id,
-                        binding.contract,
-                        "first_refusal",
-                        "first_refusal.exempt",
-                        inputs,
-                        f"{category} is exempt from the right",
-                    )
-                )
+                steps.append((_step_rofr_exempt, (binding, demand)))
                 continue
             if not binding.in_force:
-                params = clause.params
-                window = (
-                    f"{params.effective_from.isoformat() if params.effective_from else '-'}"
-                    f"..{params.terminated_at.isoformat() if params.terminated_at else '-'}"
-                )
-                steps.append(
-                    TraceStep(
-                        clause.id,
-                        binding.contract,
-                        "first_refusal",
-                        "first_refusal.not_in_force",
-                        {**inputs, "at": self.at.isoformat(), "window": window},
-                        "the right is not in force at this instant",
-                    )
-                )
+                steps.append((_step_rofr_not_in_force, (binding, demand, self.at)))
                 continue
             if self._superseded(binding, demand, steps):
                 continue
             waived = self._exempt(binding, demand, steps)
             if waived is None:
                 continue
-            steps.append(
-                TraceStep(
-                    clause.id,
-                    binding.contract,
-                    "first_refusal",
-                    "first_refusal.applies",
-                    {**inputs, "holder": clause.holder, "holder_providers": binding.providers_text},
-                    f"offer to {clause.holder} ({binding.providers_text}) first",
-                )
-            )
+            steps.append((_step_rofr_applies, (binding, demand)))
             dues.append(
                 FirstRefusalDue(
-                    clause,
-                    binding.contract,
-                    clause.holder,
-                    binding.providers,
-                    clause.owner,
-                    waived,
+                    clause, binding.contract, clause.holder, binding.providers, clause.owner, waived
                 )
             )
         if len(dues) > 1 and any(
@@ -667,10 +655,11 @@ class Policy:
         return dues[0] if dues else None
 
     def _ship_first_due(
-        self, demand: Demand, steps: list[TraceStep], conflicts: list[Conflict]
+        self, demand: Demand, steps: list[StepRecord], conflicts: list[Conflict]
     ) -> ShipFirstDue | None:
         dues: list[ShipFirstDue] = []
-        for binding in self._ship_first.get(demand.party, ()):
+        index = self._ship_first_index.get(demand.party)
+        for binding in index.candidates(demand) if index else ():
             if not _matches(binding.checks, demand) or self._superseded(binding, demand, steps):
                 continue
             extra = self._exempt(binding, demand, steps)
@@ -679,16 +668,7 @@ class Policy:
             clause = binding.clause
             assert isinstance(clause, ShipFirstClause)
             providers = binding.providers | extra
-            steps.append(
-                TraceStep(
-                    clause.id,
-                    binding.contract,
-                    "ship_first",
-                    "ship_first.applies",
-                    _inputs(binding.checks, demand, escape=clause.params.escape),
-                    f"launch on {_names(providers)} first unless {clause.params.escape}",
-                )
-            )
+            steps.append((_step_ship_first, (binding, demand, providers)))
             dues.append(
                 ShipFirstDue(
                     clause,
@@ -715,3 +695,169 @@ class Policy:
             )
             return None
         return dues[0] if dues else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Trace step builders (run when a gate's trace is read)
+
+
+def _step_restrict(binding: _Binding, demand: Demand, allowed: frozenset[str]) -> TraceStep:
+    return TraceStep(
+        binding.clause.id,
+        binding.contract,
+        "exclusivity",
+        "exclusivity.restrict",
+        _inputs(binding.checks, demand, providers=binding.providers_text),
+        f"only on {_names(allowed)}",
+    )
+
+
+def _step_superseded(binding: _Binding, newer: _Binding, demand: Demand) -> TraceStep:
+    kind = binding.clause.kind
+    return TraceStep(
+        binding.clause.id,
+        binding.contract,
+        kind,
+        f"{kind}.superseded",
+        _inputs(newer.checks, demand, by=newer.clause.id),
+        f"replaced by {newer.clause.id} for this demand",
+    )
+
+
+def _step_bound_exceeded(exemption: _Exemption, binding: _Binding, demand: Demand) -> TraceStep:
+    kind = exemption.clause.kind
+    return TraceStep(
+        exemption.clause.id,
+        exemption.contract,
+        kind,
+        f"{kind}.bound_exceeded",
+        _inputs(
+            exemption.checks,
+            demand,
+            gpus=str(demand.gpus),
+            max_gpus=str(exemption.max_gpus),
+            overrides=binding.clause.id,
+        ),
+        f"not exempt from {binding.clause.id}: {demand.gpus} GPUs is more than "
+        f"max_gpus {exemption.max_gpus}",
+    )
+
+
+def _step_extend(exemption: _Exemption, binding: _Binding, demand: Demand) -> TraceStep:
+    kind = exemption.clause.kind
+    extra: dict[str, str] = {"overrides": binding.clause.id}
+    if exemption.max_gpus is not None:
+        extra["gpus"] = str(demand.gpus)
+        extra["max_gpus"] = str(exemption.max_gpus)
+    return TraceStep(
+        exemption.clause.id,
+        exemption.contract,
+        kind,
+        f"{kind}.extend",
+        _inputs(exemption.checks, demand, **extra),
+        f"{binding.clause.id} also allows {_names(exemption.providers)}",
+    )
+
+
+def _step_lift(exemption: _Exemption, binding: _Binding, demand: Demand) -> TraceStep:
+    kind = exemption.clause.kind
+    extra: dict[str, str] = {"overrides": binding.clause.id}
+    if exemption.max_gpus is not None:
+        extra["gpus"] = str(demand.gpus)
+        extra["max_gpus"] = str(exemption.max_gpus)
+    return TraceStep(
+        exemption.clause.id,
+        exemption.contract,
+        kind,
+        f"{kind}.lift",
+        _inputs(exemption.checks, demand, **extra),
+        f"{binding.clause.id} does not apply to this demand",
+    )
+
+
+def _step_intersect(
+    restricted: tuple[tuple[_Binding, frozenset[str]], ...], allowed: frozenset[str]
+) -> TraceStep:
+    return TraceStep(
+        ",".join(b.clause.id for b, _ in restricted),
+        ",".join(sorted({b.contract for b, _ in restricted})),
+        "exclusivity",
+        "exclusivity.intersect",
+        {b.clause.id: _names(a) for b, a in restricted},
+        f"all hold: only on {_names(allowed)}",
+    )
+
+
+def _step_conflict(restricted: tuple[tuple[_Binding, frozenset[str]], ...]) -> TraceStep:
+    return TraceStep(
+        ",".join(b.clause.id for b, _ in restricted),
+        ",".join(sorted({b.contract for b, _ in restricted})),
+        "policy",
+        "policy.conflict",
+        {b.clause.id: _names(a) for b, a in restricted},
+        "nothing allowed: clauses of equal standing allow disjoint providers",
+    )
+
+
+def _step_rofr_exempt(binding: _Binding, demand: Demand) -> TraceStep:
+    category = demand.scope_category
+    return TraceStep(
+        binding.clause.id,
+        binding.contract,
+        "first_refusal",
+        "first_refusal.exempt",
+        {"party": demand.party, "category": category},
+        f"{category} is exempt from the right",
+    )
+
+
+def _step_rofr_not_in_force(binding: _Binding, demand: Demand, at: datetime) -> TraceStep:
+    clause = binding.clause
+    assert isinstance(clause, FirstRefusalClause)
+    params = clause.params
+    start = params.effective_from.isoformat() if params.effective_from else "-"
+    end = params.terminated_at.isoformat() if params.terminated_at else "-"
+    return TraceStep(
+        clause.id,
+        binding.contract,
+        "first_refusal",
+        "first_refusal.not_in_force",
+        {
+            "party": demand.party,
+            "category": demand.scope_category,
+            "at": at.isoformat(),
+            "window": f"{start}..{end}",
+        },
+        "the right is not in force at this instant",
+    )
+
+
+def _step_rofr_applies(binding: _Binding, demand: Demand) -> TraceStep:
+    clause = binding.clause
+    assert isinstance(clause, FirstRefusalClause)
+    return TraceStep(
+        clause.id,
+        binding.contract,
+        "first_refusal",
+        "first_refusal.applies",
+        {
+            "party": demand.party,
+            "category": demand.scope_category,
+            "holder": clause.holder,
+            "holder_providers": binding.providers_text,
+        },
+        f"offer to {clause.holder} ({binding.providers_text}) first",
+    )
+
+
+def _step_ship_first(binding: _Binding, demand: Demand, providers: frozenset[str]) -> TraceStep:
+    clause = binding.clause
+    assert isinstance(clause, ShipFirstClause)
+    return TraceStep(
+        clause.id,
+        binding.contract,
+        "ship_first",
+        "ship_first.applies",
+        _inputs(binding.checks, demand, escape=clause.params.escape),
+        f"launch on {_names(providers)} first unless {clause.params.escape}",
+    )
