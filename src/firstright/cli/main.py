@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "demo": "firstright.cli.demo:demo",
     "db": "firstright.cli.db:db",
     "keys": "firstright.cli.keys:keys",
+    "rofr": "firstright.cli.rofr:rofr",
 }
 
 
