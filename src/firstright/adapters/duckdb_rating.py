@@ -115,7 +115,7 @@ def rate_usage(usage: pa.Table, terms: MoneyTerms, *, threads: int | None = None
                 con.execute(f"SET threads = {int(threads)}")
             con.register("usage", usage)
             con.register("slices", slice_table)
-            grouped: pa.Table = con.execute(AGGREGATE_SQL).to_arrow_table()
+            grouped: pa.Table = con.sql(AGGREGATE_SQL).to_arrow_table()
             rows = grouped.to_pylist()
             groups: list[UsageGroup] = []
             for row in rows:
