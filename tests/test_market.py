@@ -82,7 +82,10 @@ def test_gcp_price_is_host_plus_accelerator() -> None:
 
 
 def test_gcp_join_needs_the_accelerator_row_of_the_same_zone() -> None:
-    header = "InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,Price,SpotPrice"
+    header = (
+        "InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,"
+        "AvailabilityZone,Price,SpotPrice"
+    )
     rows = [
         "a2-highgpu-1g,12.0,85.0,,,,r1,r1-a,1.0,0.5",
         "a2-highgpu-1g,12.0,85.0,,,,r1,r1-b,1.0,0.5",
