@@ -91,11 +91,12 @@ class KeyStore:
             "created_at": record.created_at,
             "revoked_at": record.revoked_at,
         }
-        try:
-            with storage_errors("storing an API key"), self.engine.begin() as conn:
-                conn.execute(api_keys.insert().values(values))
-        except IntegrityError as exc:  # pragma: no cover - 128-bit random ids do not collide
-            raise ConflictError(f"API key {record.key_id} exists already") from exc
+        with storage_errors("storing an API key"):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(api_keys.insert().values(values))
+            except IntegrityError as exc:  # pragma: no cover - 64-bit random ids rarely collide
+                raise ConflictError(f"API key {record.key_id} exists already") from exc
 
     def by_hash(self, secret_sha256: str) -> KeyRecord | None:
         query = sa.select(api_keys).where(api_keys.c.secret_sha256 == secret_sha256)

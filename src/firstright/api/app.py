@@ -37,11 +37,15 @@ from firstright.services.auth import list_keys
 log = logging.getLogger("firstright.api")
 
 # area -> "module:attribute" of an APIRouter; add one line per area.
-ROUTERS: dict[str, str] = {}
+ROUTERS: dict[str, str] = {
+    "rofr": "firstright.api.rofr:router",
+}
 
 # name -> "module:attribute" of an async context manager factory ``(app) -> AsyncContextManager``
 # started in the lifespan; add one line per background service.
-BACKGROUND: dict[str, str] = {}
+BACKGROUND: dict[str, str] = {
+    "rofr_scheduler": "firstright.api.rofr:scheduler_lifespan",
+}
 
 
 def wall_clock() -> datetime:
