@@ -277,7 +277,11 @@ class LedgerStore:
             return int(conn.execute(query).scalar() or 0)
 
     def balances(
-        self, *, through_month: str | None = None, party: str | None = None
+        self,
+        *,
+        through_month: str | None = None,
+        party: str | None = None,
+        months: Iterable[str] | None = None,
     ) -> list[tuple[str, int]]:
         """Account balances from every entry booked up to ``through_month`` (inclusive)."""
         p, e = ledger_postings.c, ledger_entries.c
@@ -289,6 +293,8 @@ class LedgerStore:
         )
         if through_month is not None:
             query = query.where(e.period <= through_month)
+        if months is not None:
+            query = query.where(e.period.in_(sorted(set(months))))
         if party is not None:
             query = query.where(sa.or_(e.payer == party, e.payee == party))
         with storage_errors("reading balances"), self.engine.connect() as conn:

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from firstright.limits import USAGE_CLAUSE_IDS_MAX, USAGE_QUANTITY_MAX, USAGE_REFUSALS_MAX
@@ -82,6 +83,12 @@ class UsageRecord(BaseModel):
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _non_negative_usage(self) -> UsageRecord:
+        if self.source != "revenue" and self.amount_micros < 0:
+            raise ValueError("amount_micros of gateway and capacity usage is never negative")
+        return self
 
     def content_json(self) -> bytes:
         """Canonical JSON of the record (sorted keys, UTC times): the basis of idempotency."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from firstright.domain.ledger import accounts
 from firstright.limits import LEDGER_POSTINGS_PER_ENTRY_MAX
@@ -118,6 +119,30 @@ class Entry:
     @property
     def obligation_key(self) -> str:
         return self.line.key()
+
+    def to_json(self) -> dict[str, Any]:
+        line = self.line
+        return {
+            "entry_id": self.entry_id,
+            "period": self.period,
+            "about_period": line.about_period,
+            "why": self.why.value,
+            "kind": line.kind.value,
+            "payer": line.payer,
+            "payee": line.payee,
+            "contract": line.contract,
+            "clause_id": line.clause_id,
+            "basis": line.basis,
+            "quantity": self.quantity,
+            "unit": line.unit,
+            "rate": line.rate,
+            "currency": line.currency,
+            "amount_micros": self.amount_micros,
+            "seq": self.seq,
+            "postings": [
+                {"account": p.account, "amount_micros": p.amount_micros} for p in self.postings
+            ],
+        }
 
 
 def postings_for(line: Line, amount_micros: int) -> tuple[Posting, ...]:
