@@ -21,6 +21,10 @@ COMMANDS: dict[str, str] = {
     "db": "firstright.cli.db:db",
     "keys": "firstright.cli.keys:keys",
     "rofr": "firstright.cli.rofr:rofr",
+    "serve": "firstright.cli.serve:serve",
+    "ledger": "firstright.cli.ledger:ledger",
+    "settle": "firstright.cli.settle:settle",
+    "sim-upstream": "firstright.cli.sim_upstream:sim_upstream",
 }
 
 
