@@ -85,13 +85,15 @@ def load_contracts(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[s
             loaded.append((check_contract_document(doc), doc))
         except (SourceError, ValidationFailed) as error:
             problems.extend(problems_of(error))
-    problems.extend(_cross_file_problems(loaded))
+    problems.extend(cross_file_problems(loaded))
     if problems:
         raise ValidationFailed(problems)
     return ContractSet(contract for contract, _ in loaded)
 
 
-def _cross_file_problems(loaded: list[tuple[Contract, YamlDocument]]) -> list[Problem]:
+def cross_file_problems(loaded: list[tuple[Contract, YamlDocument]]) -> list[Problem]:
+    """Problems between files: one ``contract_id@version`` with two contents, or two versions
+    of one contract taking effect at the same instant."""
     problems: list[Problem] = []
     by_key: dict[str, tuple[Contract, YamlDocument]] = {}
     by_start: dict[tuple[str, object], tuple[Contract, YamlDocument]] = {}
