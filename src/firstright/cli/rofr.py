@@ -8,6 +8,8 @@ clause-level trace of each decision.
 
 from __future__ import annotations
 
+import sys
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -33,9 +35,13 @@ def replay(file: str, case_id: str | None, as_json: bool) -> None:
         for result in results:
             click.echo(dumps(result.to_json()))
         return
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, width=None if _is_tty() else 160)
     for result in results:
         _print_case(console, result)
+
+
+def _is_tty() -> bool:
+    return sys.stdout.isatty()
 
 
 def _details(decision: Decision) -> str:
@@ -47,7 +53,7 @@ def _details(decision: Decision) -> str:
     for name in ("cycle", "baseline_price", "timely", "holder_quantity", "released_quantity"):
         value = getattr(decision, name)
         if value is not None:
-            parts.append(f"{name}={value}")
+            parts.append(f"{name}={str(value).lower() if isinstance(value, bool) else value}")
     if decision.missing:
         parts.append("missing=" + ",".join(decision.missing))
     if decision.needs_review:

@@ -205,10 +205,16 @@ class Comparison:
 
 
 def show(value: TermValue | None) -> str:
+    """A value for people (display only; comparisons use the exact value)."""
     if value is None:
         return "-"
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+        if value == value.to_integral():
+            return format(value.normalize(), "f")
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -6:
+            return str(value.quantize(Decimal("0.0001")))
+        return str(value)
     return str(value)
 
 
