@@ -15,7 +15,8 @@ HEAD = BASE[: BASE.index("\ncases:")]
 
 
 def _file(events: str, given: str = "{request: {id: R1, category: new_capacity}}") -> str:
-    return f"{HEAD}\ncases:\n  - id: B1\n    given: {given}\n    events:\n{events}\n    expected: {{outcome: PENDING}}\n"
+    case = f"  - id: B1\n    given: {given}\n    events:\n{events}\n"
+    return f"{HEAD}\ncases:\n{case}    expected: {{outcome: PENDING}}\n"
 
 
 def _problems(text: str) -> list[str]:
