@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from firstright.adapters.db import UtcDateTime, storage_errors
 from firstright.domain.ledger.entries import Entry, Kind, Line, Posting, Why
 from firstright.domain.ledger.planning import Posted
-from firstright.errors import ConflictError
+from firstright.errors import ConflictError, StorageError
 
 metadata = sa.MetaData()
 
@@ -70,6 +71,17 @@ ledger_periods = sa.Table(
 _CHUNK = 5_000
 
 
+@contextmanager
+def _integrity_passes() -> Iterator[None]:
+    """Like ``storage_errors`` but lets IntegrityError through for the caller to translate."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        raise StorageError(f"posting ledger entries: {exc}") from exc
+
+
 def _sha(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -101,7 +113,7 @@ class LedgerStore:
             assert sum(p.amount_micros for p in entry.postings) == 0
         months = sorted({e.period for e in entries})
         try:
-            with storage_errors("posting ledger entries"), self.engine.begin() as conn:
+            with _integrity_passes(), self.engine.begin() as conn:
                 closed = self._closed(conn, months)
                 if closed:
                     raise ConflictError(

@@ -18,6 +18,7 @@ are not available), in partitions so memory stays bounded by the batch, not the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,11 +26,11 @@ import orjson
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from firstright.adapters.db import UtcDateTime, storage_errors
 from firstright.domain.usage import UsageRecord
-from firstright.errors import ConflictError
+from firstright.errors import ConflictError, StorageError
 from firstright.limits import USAGE_BATCH_RECORDS_MAX
 
 metadata = sa.MetaData()
@@ -87,6 +88,19 @@ SETTLEMENT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 SETTLEMENT_SCHEMA = pa.schema([pa.field(name, kind) for name, kind in SETTLEMENT_COLUMNS])
 
 _ID_CHUNK = 500
+
+
+@contextmanager
+def _integrity_passes() -> Iterator[None]:
+    """Like ``storage_errors`` but lets IntegrityError through for a re-read and retry."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        raise StorageError(f"writing usage records: {exc}") from exc
+
+
 _READ_PARTITION_ROWS = 100_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -162,7 +176,7 @@ class UsageStore:
                 )
         for attempt in range(2):
             try:
-                with storage_errors("writing usage records"), self.engine.begin() as conn:
+                with _integrity_passes(), self.engine.begin() as conn:
                     stored = self._stored_hashes(conn, list(wanted))
                     fresh: list[dict[str, Any]] = []
                     for record_id, (digest, record) in wanted.items():
@@ -181,7 +195,7 @@ class UsageStore:
                 # A concurrent writer stored one of the ids between our read and our write:
                 # read again and decide (same content -> duplicate, else conflict).
                 if attempt == 1:
-                    raise
+                    raise StorageError("writing usage records: concurrent writers kept colliding")
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
