@@ -3,6 +3,7 @@ beancount as an independent checker, and the same statements on SQLite and Postg
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -220,8 +221,6 @@ def test_same_statements_on_sqlite_and_postgres(database_url: str) -> None:
     finally:
         engine.dispose()
     expected_path = FIXTURES / "expected_statements_2025_Q1.json"
-    import json
-
     if not expected_path.exists():
         expected_path.write_text(json.dumps(got, indent=1, sort_keys=True))
     assert got == json.loads(expected_path.read_text())

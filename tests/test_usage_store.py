@@ -44,7 +44,7 @@ def test_negative_quantities_and_naive_times_are_refused() -> None:
     with pytest.raises(pydantic.ValidationError):
         record(1, amount_micros=-5)
     with pytest.raises(pydantic.ValidationError):
-        record(1, occurred_at=datetime(2025, 1, 1))  # noqa: DTZ001
+        record(1, occurred_at=datetime(2025, 1, 1))
 
 
 def test_times_are_stored_in_utc_and_hash_is_stable() -> None:
@@ -60,7 +60,7 @@ def test_insert_is_idempotent_and_conflicts_write_nothing(database_url: str) -> 
         store = UsageStore(engine)
         batch = [record(i) for i in range(50)]
         assert store.insert_many(batch) == (50, 0)
-        assert store.insert_many(batch[:10] + [batch[0]]) == (0, 11)
+        assert store.insert_many([*batch[:10], batch[0]]) == (0, 11)
         with pytest.raises(ConflictError):
             store.insert_many([record(100), record(3, input_tokens=999)])
         assert store.get("g-100") is None

@@ -191,11 +191,13 @@ class UsageStore:
                     if fresh:
                         conn.execute(usage_records.insert(), fresh)
                     return len(fresh), duplicates + len(wanted) - len(fresh)
-            except IntegrityError:
+            except IntegrityError as exc:
                 # A concurrent writer stored one of the ids between our read and our write:
                 # read again and decide (same content -> duplicate, else conflict).
                 if attempt == 1:
-                    raise StorageError("writing usage records: concurrent writers kept colliding")
+                    raise StorageError(
+                        "writing usage records: concurrent writers kept colliding"
+                    ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
