@@ -99,6 +99,7 @@ def test_human_output_is_a_table_with_trace(run: Run) -> None:
     assert "Standard_ND96isr_H100_v5" in out
     assert "trace: lab-cloud@2025-01-21 api-on-azure [exclusivity.restrict]" in out
     assert "first refusal due to cloudco" in out
+    assert "catalog correction: azure Standard_ND96isr_H100_v5: AcceleratorCount 12 -> 8" in out
 
 
 @pytest.mark.parametrize(

@@ -162,3 +162,7 @@ def _render(answers: Sequence[PlacementAnswer]) -> None:
                 f"  counterfactual: {data['counterfactual']['explanation']}", markup=False
             )
         console.print()
+    from firstright.adapters.catalogs import load_market  # noqa: PLC0415
+
+    for correction in load_market().corrections:
+        console.print(f"catalog correction: {correction.describe()}", markup=False)
