@@ -278,7 +278,9 @@ class RofrDesk:
     def _may_read(actor: Principal | None, row: RequestRow) -> None:
         if actor is None or actor.role == "admin":
             return
-        if actor.role == "party" and actor.party in (row.owner, row.holder):
+        if actor.role != "party":
+            raise Forbidden(f"key {actor.key_id} ({actor.role}) may not use the first-refusal desk")
+        if actor.party in (row.owner, row.holder):
             return
         # Same answer as an unknown id: a party learns nothing of requests it is not part of.
         raise NotFound(f"no first-refusal request {row.request_id!r}")
@@ -869,6 +871,14 @@ class RofrDesk:
         """Register a standing instruction for ``holder`` (the holder itself, or the operator).
         The instruction id is the idempotency key: same id and body → same answer."""
         self._must_be(actor, holder, "register standing instructions for it")
+        holders = {
+            clause.holder
+            for contract in self.contracts
+            for clause in contract.clauses
+            if isinstance(clause, FirstRefusalClause)
+        }
+        if holder not in holders:
+            raise Forbidden(f"{holder!r} holds no first-refusal right in the desk's contracts")
         when = body.at or at
         wire = wire_body(body)
         digest = hashlib.sha256(

@@ -13,7 +13,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from firstright.domain.contracts.model import RofrParams
 from firstright.domain.rofr.decision import Decision
@@ -172,7 +179,21 @@ def notice_missing(terms: TermSet, offeror: str | None, params: RofrParams) -> t
 
 
 def event_from(event_type: str, body: dict[str, Any], params: RofrParams) -> Event:
-    """The machine event of a stored ``(type, body)``; InputError when the body does not fit."""
+    """The machine event of a stored ``(type, body)``; InputError when the body does not fit.
+
+    ``instruction`` (the standing instruction that produced a holder response) is provenance,
+    not part of the event."""
+    fields = {key: value for key, value in body.items() if key != "instruction"}
+    try:
+        return _event_from(event_type, fields, params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in exc.errors()
+        )
+        raise InputError(f"{event_type}: {problems}") from exc
+
+
+def _event_from(event_type: str, body: dict[str, Any], params: RofrParams) -> Event:
     if event_type == CapacityRequest.TYPE:
         return CapacityRequest(
             category=body.get("category"),
