@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI
@@ -108,10 +108,6 @@ def settings_from_env() -> AdminSettings:
     )
 
 
-class _ServiceFactory(Protocol):
-    def __call__(self, app: FastAPI) -> Any: ...
-
-
 def _load(target: str) -> Any:
     module_name, attribute = target.split(":")
     return getattr(importlib.import_module(module_name), attribute)
@@ -144,8 +140,9 @@ def _system_router() -> APIRouter:
 
 
 def create_admin_app(engine: Engine, *, settings: AdminSettings | None = None) -> FastAPI:
-    """The admin app on ``engine`` (migrated here). Background services run in its lifespan."""
-    config = settings or AdminSettings()
+    """The admin app on ``engine`` (migrated here). Background services run in its lifespan.
+    Without ``settings`` they are read from the environment (``settings_from_env``)."""
+    config = settings if settings is not None else settings_from_env()
     migrate(engine)
     services = [_load(target) for target in BACKGROUND.values()]
 

@@ -103,3 +103,8 @@ def _print_case(console: Console, result: CaseResult) -> None:
             if e.counterfactual and step_no == 0:
                 console.print(f"         holder could have: {e.counterfactual}", markup=False)
     console.print()
+
+
+from firstright.cli.rofr_desk import register as _register_desk  # noqa: E402
+
+_register_desk(rofr)
