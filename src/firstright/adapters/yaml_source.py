@@ -56,6 +56,7 @@ DataPath = tuple[PathKey, ...]
 Position = tuple[int, int]
 M = TypeVar("M", bound=BaseModel)
 
+_YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
@@ -222,7 +223,9 @@ class _Builder:
         if event.anchor is not None:
             raise self.fail(f"anchors are not allowed (&{event.anchor})", event.start_mark)
         if event.tag is not None:
-            raise self.fail(f"explicit tags are not allowed ({event.tag})", event.start_mark)
+            raise self.fail(
+                f"explicit tags are not allowed ({_short(event.tag)})", event.start_mark
+            )
         self.nodes += 1
         if self.nodes > YAML_NODES_MAX:
             raise self.fail(f"more than {YAML_NODES_MAX} YAML nodes", event.start_mark)
@@ -261,7 +264,9 @@ class _Builder:
         if event.anchor is not None:
             raise self.fail(f"anchors are not allowed (&{event.anchor})", event.start_mark)
         if event.tag is not None:
-            raise self.fail(f"explicit tags are not allowed ({event.tag})", event.start_mark)
+            raise self.fail(
+                f"explicit tags are not allowed ({_short(event.tag)})", event.start_mark
+            )
         self.nodes += 1
         if self.nodes > YAML_NODES_MAX:
             raise self.fail(f"more than {YAML_NODES_MAX} YAML nodes", event.start_mark)
@@ -300,6 +305,10 @@ class _Builder:
             except (InvalidOperation, ValueError) as exc:
                 raise self.fail(f"not a number: {value!r}", event.start_mark) from exc
         return value  # strings, timestamps (parsed later, with their zone), merge-like text
+
+
+def _short(tag: str) -> str:
+    return "!!" + tag.removeprefix(_YAML_TAG_PREFIX) if tag.startswith(_YAML_TAG_PREFIX) else tag
 
 
 def _int(text: str) -> int:

@@ -63,7 +63,7 @@ def check_contract_document(doc: YamlDocument) -> Contract:
     contract = validate_document(doc, Contract)
     problems = [doc.problem(path, message) for path, message in contract_problems(contract)]
     if problems:
-        raise ValidationFailed(problems)
+        raise ValidationFailed(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
     return contract
 
 
