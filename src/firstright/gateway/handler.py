@@ -408,10 +408,10 @@ class GatewayHandler:
                     authorization = value
             if self.tenants is not None:
                 _, profile = self.tenants.lookup(authorization)
-            routes = self.table.models_for(profile)
-            if not routes and self.table.wildcard:
+            if self.tenants is None and self.table.wildcard:  # upstream mode: its own list
                 await self._proxy_models(send, authorization)
                 return
+            routes = self.table.models_for(profile)
             data = [
                 {"id": r.model, "object": "model", "created": 0, "owned_by": r.order[0].vendor}
                 for r in sorted(routes, key=lambda r: r.model)
