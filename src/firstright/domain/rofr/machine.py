@@ -141,10 +141,11 @@ def step(
             state=request.state.value,
             event=event.TYPE,
         )
+    before_timers = pending_timers(request)
     if isinstance(event, TimerFired):
         after, decision = _fire(request, event.timer, now)
     else:
-        due = next_timer(request)
+        due = before_timers[0] if before_timers else None
         if due is not None and due.deadline < now:
             raise TimerOverdue(
                 f"timer {due.kind.value} due {due.deadline.isoformat()} must fire first",
@@ -153,16 +154,12 @@ def step(
                 event=event.TYPE,
             )
         after, decision = _Step(request, event, now).run()
-    before_timers = set(pending_timers(request))
-    after_timers = set(pending_timers(after))
+    after_timers = pending_timers(after)
     effects: list[Effect] = [decision]
-    effects += [CancelTimer(t) for t in sorted(before_timers - after_timers, key=_timer_key)]
-    effects += [ScheduleTimer(t) for t in sorted(after_timers - before_timers, key=_timer_key)]
+    if before_timers != after_timers:
+        effects += [CancelTimer(t) for t in before_timers if t not in after_timers]
+        effects += [ScheduleTimer(t) for t in after_timers if t not in before_timers]
     return after, tuple(effects)
-
-
-def _timer_key(timer: Timer) -> tuple[datetime, str]:
-    return timer.deadline, timer.kind.value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,6 +227,10 @@ def _counterfactual(request: RofrRequest) -> str | None:
     if identity:
         text += f" ({identity}, other ordered terms no worse)"
     return text
+
+
+_COUNTERFACTUAL_STATES = frozenset({S.OFFER_OPEN, S.RELEASED, S.EXERCISED, S.PARTIALLY_EXERCISED})
+"""States whose decisions tell the holder what would have kept (or kept) the capacity."""
 
 
 def _iso(value: datetime) -> str:
@@ -323,7 +324,8 @@ class _Step:
     def expl(self, rules: tuple[str, ...], result: str, reason: str, **kw: Any) -> Explanation:
         if self.scope_note:
             reason = f"{self.scope_note}; {reason}"
-        kw.setdefault("counterfactual", _counterfactual(self.r))
+        if "counterfactual" not in kw and self.r.state in _COUNTERFACTUAL_STATES:
+            kw["counterfactual"] = _counterfactual(self.r)
         return Explanation(self.clause, rules, result, reason, **kw)
 
     def done(self, explanation: Explanation, **kw: Any) -> tuple[RofrRequest, Decision]:
@@ -851,9 +853,7 @@ class _Step:
             reason += "; blocked by " + ", ".join(e.clause_id for e in also if e.result == "BLOCK")
         if gate is Gate.APPROVE:
             approval = Approval(event.party, self._approved_terms(event.terms), self.now)
-            self.r = replace(
-                self.r, approvals=(*self.r.approvals, approval), last_approval=approval
-            )
+            self.r = replace(self.r, approvals=(*self.r.approvals, approval))
         return self.done(
             self.expl(rules, gate.value, reason, inputs=inputs, comparison=comparison),
             gate=gate,

@@ -11,15 +11,16 @@ def outcome_of(request: RofrRequest) -> Outcome:
 
 
 def _third_party(request: RofrRequest) -> dict[str, int]:
-    """Signed deals if any, else the last approved one, else the released quantity to the
-    offeror (the owner may contract with it)."""
+    """Signed deals if any, else the last deal approved in the current release, else the
+    released quantity to the offeror (the owner may contract with it)."""
     out: dict[str, int] = {}
     if request.signatures:
         for signature in request.signatures:
             out[signature.party] = out.get(signature.party, 0) + signature.quantity_gpus
         return out
-    if request.last_approval is not None:
-        return {request.last_approval.party: request.last_approval.quantity_gpus}
+    if request.approvals:
+        last = request.approvals[-1]
+        return {last.party: last.quantity_gpus}
     offeror = request.named_offeror
     available = request.available_quantity
     if offeror is not None and available:

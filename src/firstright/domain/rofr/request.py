@@ -62,7 +62,6 @@ class RofrRequest:
     needs_review: bool = False
     approvals: tuple[Approval, ...] = ()
     """Approved third-party deals of the current release."""
-    last_approval: Approval | None = None
     signatures: tuple[Signature, ...] = ()
     """Compliant third-party signatures (or any, outside the right)."""
     violation: Signature | None = None
