@@ -471,6 +471,8 @@ class _CaseReader:
             reader.fail((*path, "terms"), f"unknown term set {name!r} (defined: {known})")
             return None
         values = _merge(self.term_sets[name], overrides or {})
+        if raw.get("type") != HolderResponse.TYPE and raw.get("quantity_gpus") is not None:
+            values["quantity_gpus"] = raw["quantity_gpus"]  # a quantity stated on the event
         non_cash = self.non_cash(raw.get("non_cash"), (*path, "non_cash"))
         try:
             return parse_terms(values, params, non_cash)
