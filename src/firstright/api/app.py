@@ -39,6 +39,7 @@ log = logging.getLogger("firstright.api")
 # area -> "module:attribute" of an APIRouter; add one line per area.
 ROUTERS: dict[str, str] = {
     "rofr": "firstright.api.rofr:router",
+    "placements": "firstright.api.placements:router",
 }
 
 # name -> "module:attribute" of an async context manager factory ``(app) -> AsyncContextManager``

@@ -1,0 +1,103 @@
+"""``firstright demo --no-serve``: runs end to end on a fresh database, twice, and its printed
+summary equals what the admin API returns for the same database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from firstright.adapters.db import open_engine
+from firstright.api.app import AdminSettings, create_admin_app
+from firstright.cli.main import cli
+from firstright.services.auth import create_key
+
+
+def run_demo_json(url: str) -> dict[str, Any]:
+    result = CliRunner().invoke(cli, ["demo", "--no-serve", "--json", "--database", url])
+    assert result.exit_code == 0, result.output + (result.stderr or "")
+    data: dict[str, Any] = orjson.loads(result.stdout)
+    return data
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    path: Path = tmp_path_factory.mktemp("demo") / "demo.db"
+    url = f"sqlite:///{path}"
+    run_demo_json(url)  # the first run; the second must replace, not duplicate, its rows
+    return url, run_demo_json(url)
+
+
+@pytest.fixture(scope="module")
+def api(demo_db: tuple[str, dict[str, Any]]) -> TestClient:
+    url, summary = demo_db
+    app = create_admin_app(open_engine(url), settings=AdminSettings(scheduler_enabled=False))
+    client = TestClient(app)
+    client.headers["Authorization"] = f"Bearer {summary['admin_key']}"
+    return client
+
+
+def test_contract_versions_over_time(demo_db: tuple[str, dict[str, Any]]) -> None:
+    _, summary = demo_db
+    versions = [span["version"] for span in summary["contracts"]]
+    assert versions == ["2019", "2024-06", "2025-01-21", "2025-10-28", "2026-04-27"]
+    assert summary["contracts"][-1]["effective_until"] is None
+    for earlier, later in zip(summary["contracts"], summary["contracts"][1:], strict=False):
+        assert earlier["effective_until"] == later["effective_from"]
+
+
+def test_capacity_follows_the_deals(demo_db: tuple[str, dict[str, Any]]) -> None:
+    _, summary = demo_db
+    by_id = {row["request_id"]: row for row in summary["capacity"]["requests"]}
+    assert by_id["train-2019-gpt3"]["provider"] == "azure"  # exclusivity of 2019
+    assert by_id["capacity-2024-oracle"]["provider"] == "oci"  # the 2024 exception
+    for request_id, cloud in [
+        ("capacity-2025-03-coreweave", "coreweave"),
+        ("capacity-2025-05-google", "gcp"),
+    ]:
+        row = by_id[request_id]
+        assert row["provider"] == cloud
+        assert row["first_refusal"] is True
+        assert "rofr-new-capacity" in row["clause_ids"]
+    assert "research-training-carve-out" in by_id["research-2025-06-own-build"]["why"]
+    aws = by_id["capacity-2025-11-aws"]
+    assert aws["provider"] == "aws" and aws["first_refusal"] is False
+    assert aws["contract"] == "msft-openai@2025-10-28"
+    assert by_id["api-2025-11"]["provider"] == "azure"  # the API stays on Azure
+    desk = {run["request_id"]: run for run in summary["desk"]}
+    assert set(desk) == {
+        "demo-capacity-2025-03-coreweave",
+        "demo-capacity-2025-05-google",
+        "demo-capacity-2025-09-oracle",
+    }
+    assert all(run["gate"] == "APPROVE" for run in desk.values())
+    assert all(run["holder_response"].startswith("RELEASED") for run in desk.values())
+
+
+def test_summary_equals_the_api(demo_db: tuple[str, dict[str, Any]], api: TestClient) -> None:
+    _, summary = demo_db
+    response = api.get("/api/placements/summary")
+    assert response.status_code == 200, response.text
+    assert response.json() == summary["capacity"]
+    listed = api.get("/api/placements", params={"limit": 1000}).json()
+    assert listed["count"] == len(summary["capacity"]["requests"]) == 13
+
+
+def test_party_sees_only_its_rows(demo_db: tuple[str, dict[str, Any]]) -> None:
+    url, _ = demo_db
+    engine = open_engine(url)
+    google = create_key(engine, party="google", role="party", created_at=datetime.now(UTC))
+    app = create_admin_app(engine, settings=AdminSettings(scheduler_enabled=False))
+    client = TestClient(app)
+    client.headers["Authorization"] = f"Bearer {google.secret}"
+    summary = client.get("/api/placements/summary").json()
+    # Google sees the placement it won and nothing else.
+    assert [row["request_id"] for row in summary["requests"]] == ["capacity-2025-05-google"]
+    hidden = client.get("/api/placements/demo:capacity-2025-03-coreweave")
+    assert hidden.status_code == 404
+    assert client.get("/api/placements/demo:capacity-2025-05-google").json()["answer"]["trace"]
