@@ -60,27 +60,34 @@ class RofrScheduler:
         for row in self.desk.upcoming(horizon):
             if row.next_timer_at is None or row.next_timer_at < now:
                 continue
-            for lead in self.lead_s:
-                if row.next_timer_at - timedelta(seconds=lead) > now:
-                    continue
-                key = (row.request_id, row.next_timer_kind or "", iso(row.next_timer_at), lead)
-                if key in self._lead_sent:
-                    continue
-                if len(self._lead_sent) >= LEAD_ALERTS_REMEMBERED_MAX:
-                    self._lead_sent.clear()
-                self._lead_sent.add(key)
-                self.alerter.emit(
-                    "deadline_approaching",
-                    {
-                        "request_id": row.request_id,
-                        "owner": row.owner,
-                        "holder": row.holder,
-                        "state": row.state,
-                        "timer": row.next_timer_kind,
-                        "deadline": iso(row.next_timer_at),
-                        "lead_s": lead,
-                    },
-                )
+            reached = [
+                lead for lead in self.lead_s if row.next_timer_at - timedelta(seconds=lead) <= now
+            ]
+            if not reached:
+                continue
+            # Only the most urgent lead reached is sent; the longer ones it overtook count as sent.
+            lead = min(reached)
+            deadline = iso(row.next_timer_at)
+            key = (row.request_id, row.next_timer_kind or "", deadline, lead)
+            if key in self._lead_sent:
+                continue
+            if len(self._lead_sent) >= LEAD_ALERTS_REMEMBERED_MAX:
+                self._lead_sent.clear()
+            self._lead_sent.update(
+                (row.request_id, row.next_timer_kind or "", deadline, other) for other in reached
+            )
+            self.alerter.emit(
+                "deadline_approaching",
+                {
+                    "request_id": row.request_id,
+                    "owner": row.owner,
+                    "holder": row.holder,
+                    "state": row.state,
+                    "timer": row.next_timer_kind,
+                    "deadline": iso(row.next_timer_at),
+                    "lead_s": lead,
+                },
+            )
 
     async def run(self) -> None:
         """Tick forever (until cancelled); errors are logged and retried next poll."""
