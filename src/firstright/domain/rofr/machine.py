@@ -42,7 +42,8 @@ amended clause's ``in_flight`` policy (``continue`` keeps the clause they were t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -75,7 +76,7 @@ from firstright.domain.rofr.other_clauses import (
     judge_api_exclusivity,
     judge_ship_first,
 )
-from firstright.domain.rofr.request import Approval, RofrRequest, Signature, pending_timers
+from firstright.domain.rofr.request import Approval, RofrRequest, Signature, evolve, pending_timers
 from firstright.domain.rofr.states import (
     BLOCKING_STATES,
     IN_FLIGHT_STATES,
@@ -248,7 +249,7 @@ def _fire(request: RofrRequest, timer: Timer, now: datetime) -> tuple[RofrReques
         )
     at = timer.deadline
     clause = request.contract.clause_id
-    base = replace(request, updated_at=at)
+    base = evolve(request, updated_at=at)
     if timer.kind is TimerKind.EXERCISE:
         after = _release(base, at, request.full_quantity)
         window = request.contract.params.release_window
@@ -262,7 +263,7 @@ def _fire(request: RofrRequest, timer: Timer, now: datetime) -> tuple[RofrReques
         )
         return after, _decide(after, at, expl, event="timer", via=Via.EXERCISE_EXPIRED)
     if timer.kind is TimerKind.HOLDER_CLOSING:
-        after = _release(replace(base, holder_quantity=0), at, request.full_quantity)
+        after = _release(evolve(base, holder_quantity=0), at, request.full_quantity)
         expl = Explanation(
             clause,
             ("R14", "R7"),
@@ -272,7 +273,7 @@ def _fire(request: RofrRequest, timer: Timer, now: datetime) -> tuple[RofrReques
         )
         return after, _decide(after, at, expl, event="timer", via=Via.HOLDER_CLOSING_EXPIRED)
     if timer.kind is TimerKind.RELEASE:
-        after = replace(base, state=S.REOFFER_REQUIRED, approvals=())
+        after = evolve(base, state=S.REOFFER_REQUIRED, approvals=())
         expl = Explanation(
             clause,
             ("R9", "R6"),
@@ -282,7 +283,7 @@ def _fire(request: RofrRequest, timer: Timer, now: datetime) -> tuple[RofrReques
         )
         return after, _decide(after, at, expl, event="timer", via=Via.RELEASE_EXPIRED)
     assert timer.kind is TimerKind.RIGHT_TERMINATED
-    after = replace(base, state=S.NO_ROFR, terminate_at=None, approvals=())
+    after = evolve(base, state=S.NO_ROFR, terminate_at=None, approvals=())
     expl = Explanation(
         clause,
         ("R12",),
@@ -294,7 +295,7 @@ def _fire(request: RofrRequest, timer: Timer, now: datetime) -> tuple[RofrReques
 
 def _release(request: RofrRequest, start: datetime, quantity: int | None) -> RofrRequest:
     window = request.contract.params.release_window
-    return replace(
+    return evolve(
         request,
         state=S.RELEASED,
         release_start=start,
@@ -313,7 +314,7 @@ class _Step:
     """One event applied to one request (a small object so handlers share ``r``/``now``)."""
 
     def __init__(self, request: RofrRequest, event: Event, now: datetime) -> None:
-        self.r = replace(request, updated_at=now)
+        self.r = evolve(request, updated_at=now)
         self.event = event
         self.now = now
         self.clause = request.contract.clause_id
@@ -342,7 +343,7 @@ class _Step:
         return self.noop(Note.REQUEST_CLOSED, f"request is {self.r.state.value}; nothing changes")
 
     def go(self, state: RofrState, **changes: Any) -> None:
-        self.r = replace(self.r, state=state, **changes)
+        self.r = evolve(self.r, state=state, **changes)
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -351,7 +352,7 @@ class _Step:
         if isinstance(event, ContractAmended):
             return self.amended(event)
         if isinstance(event, CapacityRequest) and self.r.state is S.INIT:
-            self.r = replace(
+            self.r = evolve(
                 self.r,
                 category=event.category or self.r.category,
                 quantity_gpus=event.quantity_gpus or self.r.quantity_gpus,
@@ -424,7 +425,7 @@ class _Step:
             and terms.non_cash is not None
             and self.r.contract.params.unmatchable_terms == "flag_for_review"
         ):
-            self.r = replace(self.r, needs_review=True)
+            self.r = evolve(self.r, needs_review=True)
 
     def offer(self, event: TpOfferReceived) -> tuple[RofrRequest, Decision]:
         state = self.r.state
@@ -465,9 +466,9 @@ class _Step:
                 )
             )
         if state in RELEASE_STATES and event.terms is not None:
-            self.r = replace(self.r, offer_party=event.party, offer_terms=event.terms)
+            self.r = evolve(self.r, offer_party=event.party, offer_terms=event.terms)
             return self._judge_change(event.party, event.terms, ("R8", "R7", "R11"))
-        self.r = replace(self.r, offer_party=event.party, offer_terms=event.terms)
+        self.r = evolve(self.r, offer_party=event.party, offer_terms=event.terms)
         return self.noop(
             Note.OFFER_RECORDED,
             f"offer from {event.party} recorded; a notice on these terms restarts the process",
@@ -701,7 +702,7 @@ class _Step:
                 )
             )
         if state is S.PARTIALLY_EXERCISED and not self.r.holder_signed:
-            self.r = replace(self.r, holder_signed=True)
+            self.r = evolve(self.r, holder_signed=True)
             return self.noop(
                 Note.HOLDER_SIGNED_PART,
                 f"holder signed for its {self.r.holder_quantity} GPUs",
@@ -773,7 +774,7 @@ class _Step:
         if state in RELEASE_STATES:
             return self._judge_change(event.party, event.terms, ("R8", "R7"))
         if state in (S.TRIGGERED, S.NOTICE_INCOMPLETE, S.OFFER_OPEN, S.REOFFER_REQUIRED):
-            self.r = replace(self.r, offer_party=event.party, offer_terms=event.terms)
+            self.r = evolve(self.r, offer_party=event.party, offer_terms=event.terms)
             return self.noop(
                 Note.OFFER_RECORDED,
                 f"new terms from {event.party} recorded; a notice on them is needed before a deal",
@@ -853,7 +854,7 @@ class _Step:
             reason += "; blocked by " + ", ".join(e.clause_id for e in also if e.result == "BLOCK")
         if gate is Gate.APPROVE:
             approval = Approval(event.party, self._approved_terms(event.terms), self.now)
-            self.r = replace(self.r, approvals=(*self.r.approvals, approval))
+            self.r = evolve(self.r, approvals=(*self.r.approvals, approval))
         return self.done(
             self.expl(rules, gate.value, reason, inputs=inputs, comparison=comparison),
             gate=gate,
@@ -896,7 +897,7 @@ class _Step:
         quantity = self._signed_quantity(event)
         signature = Signature(event.party, quantity, self.now)
         if state is S.NO_ROFR:
-            self.r = replace(r, signatures=(*r.signatures, signature))
+            self.r = evolve(r, signatures=(*r.signatures, signature))
             return self.noop(
                 Note.SIGNATURE_RECORDED, f"deal with {event.party} outside the right", ("R12",)
             )
@@ -919,7 +920,7 @@ class _Step:
                     f"signed with {event.party} on terms approved at {_iso(approval.at)}",
                 )
             )
-        self.r = replace(r, signatures=(*r.signatures, signature), approvals=())
+        self.r = evolve(r, signatures=(*r.signatures, signature), approvals=())
         return self.noop(
             Note.THIRD_PARTY_SIGNED_REMAINDER,
             f"{event.party} signed for {signature.quantity_gpus} GPUs of the released remainder",
@@ -989,7 +990,7 @@ class _Step:
         )
 
     def capability(self, event: HolderCapabilityResponse) -> tuple[RofrRequest, Decision]:
-        self.r = replace(
+        self.r = evolve(
             self.r,
             capability=CapabilityAnswer(
                 self.now, event.can_support, event.chooses_to_support, event.committed_date
@@ -1011,19 +1012,19 @@ class _Step:
         if state in TERMINAL_STATES:
             return self.closed()
         if state not in IN_FLIGHT_STATES:
-            self.r = replace(r, contract=new)
+            self.r = evolve(r, contract=new)
             return self.noop(Note.AMENDMENT_APPLIED, f"contract now {new.contract_key}", ("R12",))
         if new.params.in_flight == "continue":
-            kept = replace(
+            kept = dataclass_replace(
                 r.contract, api_exclusivity=new.api_exclusivity, ship_first=new.ship_first
             )
-            self.r = replace(r, contract=kept)
+            self.r = evolve(r, contract=kept)
             return self.noop(
                 Note.AMENDMENT_NOT_APPLIED_IN_FLIGHT,
                 "in_flight: continue; this request keeps the clause it was triggered under",
                 ("R12",),
             )
-        self.r = replace(r, contract=new)
+        self.r = evolve(r, contract=new)
         reason = scope_of(new, r.category, self.now)
         if reason is not None:
             self.go(S.NO_ROFR, approvals=(), terminate_at=None)
@@ -1035,7 +1036,7 @@ class _Step:
                 )
             )
         ends = new.params.terminated_at
-        self.r = replace(self.r, terminate_at=ends)
+        self.r = evolve(self.r, terminate_at=ends)
         when = f"; it ends at {_iso(ends)}" if ends is not None else ""
         return self.noop(
             Note.AMENDMENT_APPLIED, f"in_flight: terminate; amended clause applies{when}", ("R12",)
