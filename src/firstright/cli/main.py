@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "schema": "firstright.cli.schema:schema",
     "place": "firstright.cli.place:place",
     "demo": "firstright.cli.demo:demo",
+    "whatif": "firstright.cli.whatif:whatif",
     "db": "firstright.cli.db:db",
     "keys": "firstright.cli.keys:keys",
     "rofr": "firstright.cli.rofr:rofr",
