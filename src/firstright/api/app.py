@@ -40,6 +40,7 @@ log = logging.getLogger("firstright.api")
 ROUTERS: dict[str, str] = {
     "rofr": "firstright.api.rofr:router",
     "placements": "firstright.api.placements:router",
+    "ledger": "firstright.api.ledger:router",
 }
 
 # name -> "module:attribute" of an async context manager factory ``(app) -> AsyncContextManager``

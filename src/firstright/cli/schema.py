@@ -18,6 +18,7 @@ SCHEMAS: dict[str, str] = {
     "placement-requests": "firstright.domain.placement.request:PlacementRequestFile",
     "gateway-config": "firstright.gateway.config:GatewayConfig",
     "usage-record": "firstright.domain.usage:UsageRecord",
+    "usage": "firstright.domain.usage:UsageRecord",
 }
 
 
