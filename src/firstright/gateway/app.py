@@ -187,25 +187,44 @@ def gateway_for_config(
     meter = Meter(sink, metrics, log_stream)
     default = profiles[0] if profiles else Profile(name="default", party=UPSTREAM_PARTY)
     handler = GatewayHandler(table, Tenants(by_hash), default, config.limits, meter)
-    watched = [Path(path), *contract_paths(config, path)]
-    state = {"stamps": _file_stamps(watched), "compiled_at": datetime.now(UTC)}
+    reloader = _Reloader(path, config, backends, handler)
+    return Gateway(handler, meter, metrics, reloader.reload, config.refresh_s)
 
-    def reload() -> bool:
-        stamps = _file_stamps(watched)
+
+class _Reloader:
+    """Recompiles the routes when the configuration or a contract file changes, or when the
+    contracts in force may have changed with time (every ``POLICY_REFRESH_S``)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        config: GatewayConfig,
+        backends: tuple[Backend, ...],
+        handler: GatewayHandler,
+    ) -> None:
+        self.path = path
+        self.config = config
+        self.backends = backends
+        self.handler = handler
+        self.watched = [Path(path), *contract_paths(config, path)]
+        self.stamps = _file_stamps(self.watched)
+        self.compiled_at = datetime.now(UTC)
+
+    def reload(self) -> bool:
+        stamps = _file_stamps(self.watched)
         now = datetime.now(UTC)
-        stale = (now - state["compiled_at"]).total_seconds() >= POLICY_REFRESH_S  # type: ignore[operator]
-        if stamps == state["stamps"] and not stale:
+        stale = (now - self.compiled_at).total_seconds() >= POLICY_REFRESH_S
+        if stamps == self.stamps and not stale:
             return False
-        fresh = load_gateway_config(path)
-        if fresh.backends != config.backends:
-            log.warning("backend changes in %s take effect on restart", path)
-        fresh_hash, fresh_profiles = _profiles(fresh)
-        handler.table = build_table(fresh, path, backends, fresh_profiles, now)
-        handler.tenants = Tenants(fresh_hash)
-        handler.limits = fresh.limits
-        state["stamps"] = stamps
-        state["compiled_at"] = now
-        log.info("routes recompiled (%d routes)", handler.table.route_count)
+        fresh = load_gateway_config(self.path)
+        if fresh.backends != self.config.backends:
+            log.warning("backend changes in %s take effect on restart", self.path)
+        by_hash, profiles = _profiles(fresh)
+        self.handler.table = build_table(fresh, self.path, self.backends, profiles, now)
+        self.handler.tenants = Tenants(by_hash)
+        self.handler.limits = fresh.limits
+        self.watched = [Path(self.path), *contract_paths(fresh, self.path)]
+        self.stamps = stamps
+        self.compiled_at = now
+        log.info("routes recompiled (%d routes)", self.handler.table.route_count)
         return True
-
-    return Gateway(handler, meter, metrics, reload, config.refresh_s)

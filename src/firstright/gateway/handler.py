@@ -63,22 +63,16 @@ class Tenants:
 
     def __init__(self, by_hash: dict[str, tuple[str, Profile]]) -> None:
         self.by_hash = by_hash
-        self._seen: dict[bytes, tuple[str, Profile]] = {}
 
     def lookup(self, authorization: bytes | None) -> tuple[str, Profile]:
         if not authorization:
             raise AuthError("missing API key: send 'Authorization: Bearer <key>'")
-        found = self._seen.get(authorization)
-        if found is not None:
-            return found
         scheme, _, key = authorization.partition(b" ")
         if scheme.lower() != b"bearer" or not key.strip():
             raise AuthError("the Authorization header must be 'Bearer <key>'")
         found = self.by_hash.get(hashlib.sha256(key.strip()).hexdigest())
         if found is None:
             raise AuthError("invalid API key")
-        if len(self._seen) < 10_000:
-            self._seen[authorization] = found
         return found
 
 
@@ -462,7 +456,8 @@ def _with_usage(body: bytes, request: dict[str, Any]) -> tuple[bytes, bool]:
     ask for usage itself (then the usage event is hidden from it)."""
     if "stream_options" not in request:
         brace = body.index(b"{")
-        return body[: brace + 1] + INCLUDE_USAGE + body[brace + 1 :], True
+        option = INCLUDE_USAGE if request else INCLUDE_USAGE[:-1]  # no comma before "}"
+        return body[: brace + 1] + option + body[brace + 1 :], True
     options = request["stream_options"]
     if isinstance(options, dict) and options.get("include_usage") is True:
         return body, False

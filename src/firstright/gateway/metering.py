@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ log = logging.getLogger("firstright.gateway")
 LABEL_CHARS_MAX = 200
 MICROS_PER_MTOK = Decimal(1_000_000)
 RETRY_BACKOFF_S_MAX = 5.0
+CLOSE_ATTEMPTS = 5
 
 UsageSink = Callable[[Sequence[UsageRecord]], object]
 
@@ -89,6 +91,7 @@ class Meter:
         self._queue: deque[Outcome] = deque()
         self._unsent: list[UsageRecord] = []
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="firstright-meter", daemon=True)
         self._backoff_s = 0.0
         self.stored = 0
@@ -101,31 +104,38 @@ class Meter:
         self._queue.append(outcome)
 
     def close(self) -> None:
-        """Stop the thread and write everything recorded so far (blocks)."""
+        """Stop the thread and write everything recorded so far (blocks; a failing store is
+        tried ``CLOSE_ATTEMPTS`` times before the rest is counted as lost)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        self._drain(final=True)
+        for attempt in range(CLOSE_ATTEMPTS):
+            if self._drain():
+                return
+            time.sleep(min(RETRY_BACKOFF_S_MAX, 0.1 * 2**attempt))
+        log.error("%d usage records could not be stored", len(self._unsent) + len(self._queue))
+        self.lost += len(self._unsent) + len(self._queue)
+        self._unsent = []
+        self._queue.clear()
 
-    def flush(self) -> None:
-        """Write everything recorded so far now (tests and shutdown)."""
-        self._drain(final=True)
+    def flush(self) -> bool:
+        """Write everything recorded so far now; ``False`` when the store failed (the records
+        are kept for the next try)."""
+        return self._drain()
 
     # -- background ------------------------------------------------------------------------
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s + self._backoff_s):
             try:
-                self._drain(final=False)
+                self._drain()
             except Exception:  # keep metering alive whatever a record does
                 log.exception("metering batch failed")
 
-    _lock = threading.Lock()
-
-    def _drain(self, final: bool) -> None:
+    def _drain(self) -> bool:
         with self._lock:
             queue = self._queue
-            while queue or (final and self._unsent):
+            while queue or self._unsent:
                 batch: list[Outcome] = []
                 while queue and len(batch) < USAGE_BATCH_RECORDS_MAX:
                     batch.append(queue.popleft())
@@ -133,22 +143,17 @@ class Meter:
                 self._unsent = []
                 self._metrics.observe_batch(batch)
                 self._write_log(batch)
-                if not records:
-                    continue
                 try:
                     self._sink(records)
                 except FirstrightError as error:
                     self._keep(records)
                     self._backoff_s = min(RETRY_BACKOFF_S_MAX, self._backoff_s * 2 or 0.1)
                     log.error("storing %d usage records failed: %s", len(records), error.message)
-                    if final:
-                        log.error("%d usage records could not be stored", len(self._unsent))
-                        self.lost += len(self._unsent)
-                        self._unsent = []
-                    return
+                    return False
                 self._backoff_s = 0.0
                 self.stored += len(records)
                 self._metrics.records_stored(len(records))
+            return True
 
     def _keep(self, records: list[UsageRecord]) -> None:
         overflow = len(records) - USAGE_QUEUE_RECORDS_MAX
