@@ -15,7 +15,8 @@
         └── UpstreamError            ``retryable``, ``provider``
 
 Adapters translate foreign exceptions into these (``raise StorageError(...) from exc``); only
-``cli/exit_codes.py`` maps them to exit codes and only ``gateway/errors.py`` to HTTP.
+``cli/exit_codes.py`` maps them to exit codes; HTTP mapping lives in ``api/errors.py`` (the
+admin API, ``/api/...``) and ``gateway/errors.py`` (the ``/v1`` gateway, OpenAI-style errors).
 """
 
 from __future__ import annotations
