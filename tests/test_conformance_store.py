@@ -58,13 +58,16 @@ def test_unreachable_database_is_a_storage_error(tmp_path) -> None:  # type: ign
         migrate(engine)
 
 
-def test_every_head_is_applied_and_migrate_is_idempotent(engine) -> None:  # type: ignore[no-untyped-def]
+def test_every_head_is_applied_and_migrate_is_idempotent(empty_database_url: str) -> None:
+    engine = open_engine(empty_database_url)
+    assert sa.inspect(engine).get_table_names() == []
     heads = migrate(engine, force=True)
     assert heads == heads_available()
     assert {"keys_0001", "rofr_0001"} <= set(heads)
     assert migrate(engine, force=True) == heads
     tables = set(sa.inspect(engine).get_table_names())
     assert {"api_keys", "rofr_events", "rofr_requests", "rofr_instructions"} <= tables
+    engine.dispose()
 
 
 def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from firstright.adapters.db import migrate, open_engine
+from firstright.adapters.rofr_store import rofr_alerts_sent
 from firstright.services.alerts import Alerter
 from firstright.services.contract_loader import load_contracts
 from firstright.services.rofr_desk import RofrDesk
@@ -136,3 +138,51 @@ def test_alert_failures_never_block_the_command(sqlite_url: str) -> None:
     assert alerter.failed == 3 and alerter.delivered == 0
     with pytest.raises(ValueError, match="http"):
         Alerter("ftp://nope")
+
+
+class Emitted(Alerter):
+    """An alerter that records what it is asked to send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, object]] = []
+
+    def emit(self, kind: str, payload):  # type: ignore[no-untyped-def,override]
+        self.sent.append((kind, payload.get("lead_s")))
+        super().emit(kind, payload)
+
+
+def test_lead_alerts_are_not_repeated_after_a_restart(database_url: str) -> None:
+    desk = make_desk(database_url, Alerter())
+    open_and_notify(desk, "cr-a", T0)
+    now = [T0 + timedelta(days=9, hours=12)]
+    leads = (86_400, 3_600)
+    first = Emitted()
+    RofrScheduler(desk, clock=lambda: now[0], lead_s=leads, alerter=first).tick()
+    assert first.sent == [("deadline_approaching", 86_400)]
+    # A restart: new desk and scheduler on the same database, same instant, then later.
+    again = Emitted()
+    restarted = RofrScheduler(
+        make_desk(database_url, Alerter()), clock=lambda: now[0], lead_s=leads, alerter=again
+    )
+    restarted.tick()
+    assert again.sent == []
+    now[0] = T0 + timedelta(days=9, hours=23, minutes=30)
+    restarted.tick()
+    third = Emitted()
+    RofrScheduler(desk, clock=lambda: now[0], lead_s=leads, alerter=third).tick()
+    assert again.sent == [("deadline_approaching", 3_600)]
+    assert third.sent == []
+    assert sent_records(desk) == 2
+    # Records of deadlines more than a day past are pruned; the deadline itself fires once.
+    now[0] = T0 + timedelta(days=12)
+    fired = RofrScheduler(desk, clock=lambda: now[0], lead_s=leads, alerter=Emitted()).tick()
+    assert [d["via"] for d in fired] == ["timer_exercise_expired"]
+    assert sent_records(desk) == 0
+
+
+def sent_records(desk: RofrDesk) -> int:
+    with desk.store.engine.connect() as conn:
+        return int(
+            conn.execute(sa.select(sa.func.count()).select_from(rofr_alerts_sent)).scalar_one()
+        )

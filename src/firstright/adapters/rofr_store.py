@@ -6,6 +6,8 @@
                        canonical JSON body, instant ``t``, idempotency key (unique), body hash,
                        actor, and the answer given (so a retried command gets the same answer)
     rofr_instructions  holders' standing instructions (auto-response policies)
+    rofr_alerts_sent   lead-time alerts already sent (key per request, timer, deadline and lead),
+                       so a restarted scheduler does not send them again (migration rofr_0002)
 
 The store decides nothing: the desk replays events through the machine. Appends are atomic with
 the projection update; a concurrent append to the same request loses on the primary key and is
@@ -67,6 +69,15 @@ rofr_instructions = sa.Table(
     sa.Column("body_sha256", sa.String(64), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+rofr_alerts_sent = sa.Table(
+    "rofr_alerts_sent",
+    metadata,
+    sa.Column("alert_key", sa.String(400), primary_key=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("deadline", UtcDateTime, nullable=False),
+    sa.Column("sent_at", UtcDateTime, nullable=False),
 )
 
 
@@ -434,3 +445,52 @@ class RofrStore:
                 .where(rofr_instructions.c.revoked_at.is_(None))
                 .values(revoked_at=at)
             )
+
+    # -- lead-time alerts sent -----------------------------------------------------------------
+
+    def claim_alerts(
+        self, request_id: str, deadline: datetime, keys: Sequence[str], *, at: datetime
+    ) -> bool:
+        """Record lead-time alerts as sent; True when ``keys[0]`` was not sent before.
+
+        The first key is the alert about to go out; the others are the longer leads it
+        overtook, recorded too so they never go out later. Two schedulers claiming the same
+        alert at once: one wins, the other gets False."""
+        assert keys, "at least the alert to send"
+        try:
+            with self.engine.begin() as conn:
+                known = set(
+                    conn.execute(
+                        sa.select(rofr_alerts_sent.c.alert_key).where(
+                            rofr_alerts_sent.c.alert_key.in_(list(keys))
+                        )
+                    ).scalars()
+                )
+                if keys[0] in known:
+                    return False
+                conn.execute(
+                    rofr_alerts_sent.insert(),
+                    [
+                        {
+                            "alert_key": key,
+                            "request_id": request_id,
+                            "deadline": deadline,
+                            "sent_at": at,
+                        }
+                        for key in dict.fromkeys(keys)
+                        if key not in known
+                    ],
+                )
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as exc:
+            raise StorageError(f"recording a sent alert: {exc}") from exc
+        return True
+
+    def forget_alerts(self, before: datetime) -> int:
+        """Drop the records of alerts about deadlines before ``before``; return how many."""
+        with storage_errors("pruning sent alerts"), self.engine.begin() as conn:
+            result = conn.execute(
+                rofr_alerts_sent.delete().where(rofr_alerts_sent.c.deadline < before)
+            )
+        return int(result.rowcount or 0)

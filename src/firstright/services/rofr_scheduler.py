@@ -4,7 +4,10 @@ Every ``poll_s`` it asks the desk to fire the timers whose deadline has passed
 (``RofrDesk.fire_due(now)``) and emits ``deadline_approaching`` alerts ``lead_s`` seconds before
 each pending deadline. Firing is idempotent in the store (``timer:<request>:<kind>:<deadline>``),
 so several schedulers, a crash between firing and acknowledging, or a restart long after a
-deadline all end with each deadline fired exactly once. The clock is injectable for tests.
+deadline all end with each deadline fired exactly once. Lead-time alerts are recorded in the
+store before they are queued (``rofr_alerts_sent``, key ``<request>:<timer>:<deadline>:<lead>``),
+so a restart or a second scheduler does not send them again; the record is pruned a day after
+its deadline. The clock is injectable for tests.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from firstright.services.rofr_wire import iso
 log = logging.getLogger("firstright.rofr.scheduler")
 
 LEAD_ALERTS_REMEMBERED_MAX = 100_000
+"""In-memory shortcut over the store's record (cleared when full; the store still decides)."""
+SENT_ALERTS_KEPT = timedelta(days=1)
+PRUNE_EVERY = timedelta(hours=1)
 
 
 def wall_clock() -> datetime:
@@ -45,7 +51,8 @@ class RofrScheduler:
         self.poll_s = poll_s
         self.lead_s = tuple(sorted(set(lead_s), reverse=True))
         self.alerter = alerter or desk.alerter
-        self._lead_sent: set[tuple[str, str, str, int]] = set()
+        self._lead_sent: set[str] = set()
+        self._pruned_at: datetime | None = None
 
     def tick(self) -> list[dict[str, Any]]:
         """Fire what is due now and send lead-time alerts; return the timer decisions."""
@@ -56,6 +63,9 @@ class RofrScheduler:
         return fired
 
     def _lead_alerts(self, now: datetime) -> None:
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self.desk.store.forget_alerts(now - SENT_ALERTS_KEPT)
+            self._pruned_at = now
         horizon = now + timedelta(seconds=max(self.lead_s))
         for row in self.desk.upcoming(horizon):
             if row.next_timer_at is None or row.next_timer_at < now:
@@ -68,14 +78,16 @@ class RofrScheduler:
             # Only the most urgent lead reached is sent; the longer ones it overtook count as sent.
             lead = min(reached)
             deadline = iso(row.next_timer_at)
-            key = (row.request_id, row.next_timer_kind or "", deadline, lead)
+            prefix = f"{row.request_id}:{row.next_timer_kind or ''}:{deadline}"
+            key = f"{prefix}:{lead}"
             if key in self._lead_sent:
                 continue
             if len(self._lead_sent) >= LEAD_ALERTS_REMEMBERED_MAX:
                 self._lead_sent.clear()
-            self._lead_sent.update(
-                (row.request_id, row.next_timer_kind or "", deadline, other) for other in reached
-            )
+            keys = [key, *(f"{prefix}:{other}" for other in reached if other != lead)]
+            self._lead_sent.update(keys)
+            if not self.desk.store.claim_alerts(row.request_id, row.next_timer_at, keys, at=now):
+                continue
             self.alerter.emit(
                 "deadline_approaching",
                 {

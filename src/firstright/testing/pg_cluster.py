@@ -185,13 +185,17 @@ class PgCluster:
         )
         self.running = True
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database and return its URL."""
-        if not _DB_NAME.match(name):
-            raise ValueError(f"database name {name!r} must match {_DB_NAME.pattern}")
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """Create a database (empty, or a copy of ``template``) and return its URL.
+
+        A template must have no open connections while it is copied."""
+        for given in (name, template):
+            if given is not None and not _DB_NAME.match(given):
+                raise ValueError(f"database name {given!r} must match {_DB_NAME.pattern}")
+        copy = f' TEMPLATE "{template}"' if template is not None else ""
         try:
             with psycopg.connect(self.url(), autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
+                conn.execute(f'CREATE DATABASE "{name}"{copy}')
         except psycopg.Error as exc:
             raise PgUnavailable(f"CREATE DATABASE {name} failed: {exc}") from exc
         return self.url(name)
