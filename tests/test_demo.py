@@ -101,3 +101,28 @@ def test_party_sees_only_its_rows(demo_db: tuple[str, dict[str, Any]]) -> None:
     hidden = client.get("/api/placements/demo:capacity-2025-03-coreweave")
     assert hidden.status_code == 404
     assert client.get("/api/placements/demo:capacity-2025-05-google").json()["answer"]["trace"]
+
+
+def test_money_equals_the_ledger_api(demo_db: tuple[str, dict[str, Any]], api: TestClient) -> None:
+    _, summary = demo_db
+    periods = summary["settlement"]["periods"]
+    assert [p["period"] for p in periods][:2] == ["2025-Q1", "2025-Q2"]
+    for period in periods:
+        statements = api.get("/api/ledger/statements", params={"period": period["period"]})
+        assert statements.status_code == 200, statements.text
+        nets = {
+            (s["net"]["payer"], s["net"]["payee"]): s["net"]["amount_micros"]
+            for s in statements.json()["statements"]
+            if s["net"]["payer"] is not None
+        }
+        assert nets == {(n["payer"], n["payee"]): n["amount_micros"] for n in period["net"]}
+    # Revenue shares flow both ways in 2025 and only to Microsoft after April 2026.
+    first = {(f["payer"], f["payee"]) for f in periods[0]["flows"] if f["kind"] == "REV_SHARE"}
+    assert first == {("openai", "microsoft"), ("microsoft", "openai")}
+    burn = {c["commitment"]: c for c in summary["settlement"]["commitments"]}
+    jan = burn["msft-openai#azure-commitment"]
+    assert jan["amount_micros"] == 50_000_000_000 * 1_000_000
+    assert jan["points"][-1]["remaining_micros"] == (
+        jan["amount_micros"] - jan["points"][-1]["cumulative_micros"]
+    )
+    assert all(run["entries_posted"] == 0 for run in summary["settlement_runs"])  # second run

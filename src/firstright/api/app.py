@@ -40,6 +40,8 @@ log = logging.getLogger("firstright.api")
 ROUTERS: dict[str, str] = {
     "rofr": "firstright.api.rofr:router",
     "placements": "firstright.api.placements:router",
+    "traffic": "firstright.api.traffic:router",
+    "dashboard": "firstright.dashboard.app:router",
     "ledger": "firstright.api.ledger:router",
 }
 

@@ -209,29 +209,36 @@ def _render_traffic(console: Any, traffic: dict[str, Any]) -> None:
 def _render_money(console: Any, money: dict[str, Any]) -> None:
     from rich.table import Table  # noqa: PLC0415
 
-    flows = Table(title="Money flows between the parties", title_justify="left")
-    for column in ("period", "payer", "payee", "amount", "why"):
-        flows.add_column(column)
-    for row in money["flows"]:
-        flows.add_row(
-            row["period"],
-            row["payer"],
-            row["payee"],
-            format_usd(row["amount_micros"]),
-            row["why"],
-        )
+    flows = Table(title="Money flows between the parties, per quarter", title_justify="left")
+    for column in ("quarter", "payer", "payee", "what", "amount", "net"):
+        flows.add_column(column, justify="right" if column in ("amount", "net") else "left")
+    for period in money["periods"]:
+        nets = {(n["payer"], n["payee"]): n["amount_micros"] for n in period["net"]}
+        for flow in period["flows"]:
+            pair = (flow["payer"], flow["payee"])
+            net = nets.pop(pair, None)
+            flows.add_row(
+                period["period"],
+                flow["payer"],
+                flow["payee"],
+                f"{flow['kind']} {flow['clause_id']}",
+                format_usd(flow["amount_micros"], 0),
+                "" if net is None else format_usd(net, 0),
+            )
     console.print(flows)
-    burn = money.get("commitments") or []
-    if burn:
-        table = Table(title="Azure commitment burn-down", title_justify="left")
-        for column in ("commitment", "period", "drawn", "cumulative", "remaining"):
-            table.add_column(column)
-        for row in burn:
+    for commitment in money.get("commitments") or []:
+        table = Table(
+            title=f"Commitment burn-down: {commitment['commitment']} "
+            f"({_usd(commitment['amount_micros'])})",
+            title_justify="left",
+        )
+        for column in ("quarter", "drawn", "cumulative", "remaining"):
+            table.add_column(column, justify="right")
+        for row in commitment["points"]:
             table.add_row(
-                row["commitment"],
                 row["period"],
-                format_usd(row["drawn_micros"]),
-                format_usd(row["cumulative_micros"]),
+                format_usd(row["drawn_micros"], 0),
+                format_usd(row["cumulative_micros"], 0),
                 _usd(row["remaining_micros"]),
             )
         console.print(table)

@@ -33,12 +33,14 @@ from firstright.domain.contracts.versions import ContractSet
 from firstright.domain.placement.answer import PlacementAnswer
 from firstright.services import demo_capacity
 from firstright.services.demo_desk import OFFEROR_PARTY, DeskRun, run_desk
+from firstright.services.demo_settlement import REVENUE_NOTE, run_settlement
 
 DEMO_SOURCE = "demo"
 STEPS: tuple[str, ...] = (
     "contracts",
     "placement",
     "first refusal desk",
+    "settlement",
     "summary",
 )
 
@@ -112,7 +114,11 @@ def run_demo(engine: Engine, *, now: datetime, on_step: Step | None = None) -> D
     )
     done("first refusal desk")
 
+    settled = run_settlement(engine, contracts, answers, now=now)
+    done("settlement")
+
     summary = build_summary(engine, contracts, desk_runs=desk_runs)
+    summary["settlement_runs"] = settled
     key = create_key(engine, party="demo", role="admin", created_at=now)
     done("summary")
     return DemoResult(summary=summary, admin_key=key.secret)
@@ -122,11 +128,14 @@ def build_summary(
     engine: Engine, contracts: ContractSet, *, desk_runs: list[DeskRun] | None = None
 ) -> dict[str, Any]:
     """What the demo prints, read back from the database (admin view)."""
+    from firstright.dashboard.views import money  # noqa: PLC0415
+
     spans = demo_capacity.timeline(contracts, demo_capacity.DEMO_CONTRACT_ID)
     return {
         "contracts": [span.to_json() for span in spans],
         "assumptions": [a.note for a in demo_capacity.ASSUMED_OFFERS]
-        + [demo_capacity.COMMITMENTS_ON_TRACK_NOTE],
+        + [demo_capacity.COMMITMENTS_ON_TRACK_NOTE, REVENUE_NOTE],
         "capacity": capacity_summary(engine, party=None),
         "desk": [run.to_json() for run in desk_runs or []],
+        "settlement": money(engine, party=None),
     }

@@ -35,7 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from firstright.domain.contracts.model import FirstRefusalClause
+from firstright.domain.contracts.model import Contract, FirstRefusalClause
 from firstright.domain.contracts.trace import TraceStep
 from firstright.domain.contracts.versions import ContractSet
 from firstright.domain.market.catalog import Market
@@ -65,7 +65,11 @@ def load_side(path: str | Path, requests: Sequence[PlacementRequest]) -> Side:
         raise ValidationFailed([Problem(str(target), "no contract bundle found")])
     if target.is_dir():
         return Side(label=target.name, contracts=contracts)
-    versions = list(contracts)
+    return governing_side(list(contracts), requests)
+
+
+def governing_side(versions: Sequence[Contract], requests: Sequence[PlacementRequest]) -> Side:
+    """A side where ``versions`` govern the whole demand (moved back to its earliest request)."""
     earliest = min((r.at for r in requests if r.at is not None), default=None)
     if earliest is None:
         raise InputError("the demand's requests need an 'at' each")

@@ -1,0 +1,126 @@
+"""``/api/traffic``: model traffic through the gateway, from the usage records it metered.
+
+    GET /api/traffic   requests per tenant and backend (share, tokens, cost, latency p50/p95),
+                       refusals and spills by backend and reason, and per-model totals
+
+Admins see every gateway record; a party sees the records it consumed (``party``), is the
+counterparty of, or whose backend it operates (``operator``); tenant keys may not read traffic.
+:func:`traffic_summary` is also what ``firstright demo`` prints.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from fastapi import APIRouter
+from sqlalchemy.engine import Engine
+
+from firstright.adapters.db import storage_errors
+from firstright.adapters.usage_store import usage_records
+from firstright.api.deps import EngineDep, PrincipalDep
+from firstright.api.placements import percent, reader_party
+
+router = APIRouter(prefix="/api/traffic", tags=["traffic"])
+
+TRAFFIC_ROWS_MAX = 1_000_000
+"""Gateway records one summary reads at most (newest first beyond that are left out)."""
+
+
+def _quantile(values: list[int], q: int) -> int | None:
+    """The nearest-rank ``q``-th percentile of ``values`` (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-q * len(ordered) // 100))
+    return ordered[rank - 1]
+
+
+def traffic_summary(engine: Engine, *, party: str | None) -> dict[str, Any]:
+    """Gateway traffic by tenant and backend, refusals by reason, totals by model."""
+    c = usage_records.c
+    query = sa.select(
+        c.tenant,
+        c.backend,
+        c.operator,
+        c.vendor,
+        c.model,
+        c.input_tokens,
+        c.output_tokens,
+        c.amount_micros,
+        c.latency_ms,
+        c.status,
+        c.refusals,
+    ).where(c.source == "gateway")
+    if party is not None:
+        query = query.where(sa.or_(c.party == party, c.counterparty == party, c.operator == party))
+    query = query.order_by(c.occurred_us.desc()).limit(TRAFFIC_ROWS_MAX)
+    groups: dict[tuple[str | None, str | None, str | None, str | None], dict[str, Any]] = {}
+    latencies: dict[tuple[str | None, str | None, str | None, str | None], list[int]] = {}
+    refusals: Counter[tuple[str, str]] = Counter()
+    models: dict[tuple[str | None, str | None], dict[str, int]] = {}
+    total = 0
+    with storage_errors("reading gateway traffic"), engine.connect() as conn:
+        for row in conn.execute(query):
+            total += 1
+            key = (row.tenant, row.backend, row.operator, row.vendor)
+            group = groups.setdefault(
+                key,
+                {
+                    "tenant": row.tenant,
+                    "backend": row.backend,
+                    "operator": row.operator,
+                    "vendor": row.vendor,
+                    "requests": 0,
+                    "errors": 0,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "amount_micros": 0,
+                },
+            )
+            group["requests"] += 1
+            group["errors"] += 1 if row.status is not None and row.status >= 400 else 0
+            group["input_tokens"] += int(row.input_tokens)
+            group["output_tokens"] += int(row.output_tokens)
+            group["amount_micros"] += int(row.amount_micros)
+            if row.latency_ms is not None:
+                latencies.setdefault(key, []).append(int(row.latency_ms))
+            for refusal in orjson.loads(row.refusals or "[]"):
+                backend, _, reason = str(refusal).partition(":")
+                refusals[(backend, reason or "refused")] += 1
+            model = models.setdefault((row.model, row.vendor), {"requests": 0, "amount_micros": 0})
+            model["requests"] += 1
+            model["amount_micros"] += int(row.amount_micros)
+    by_backend = []
+    for key, group in groups.items():
+        values = latencies.get(key, [])
+        by_backend.append(
+            {
+                **group,
+                "share_pct": percent(group["requests"], total),
+                "latency_ms_p50": _quantile(values, 50),
+                "latency_ms_p95": _quantile(values, 95),
+            }
+        )
+    by_backend.sort(key=lambda g: (g["tenant"] or "", -g["requests"], g["backend"] or ""))
+    return {
+        "requests": total,
+        "by_backend": by_backend,
+        "refusals": [
+            {"backend": backend, "reason": reason, "count": count}
+            for (backend, reason), count in sorted(refusals.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        "by_model": [
+            {"model": model, "vendor": vendor, **totals}
+            for (model, vendor), totals in sorted(
+                models.items(), key=lambda kv: (-kv[1]["requests"], kv[0][0] or "")
+            )
+        ],
+    }
+
+
+@router.get("", summary="Gateway traffic by backend, refusals by reason, totals by model")
+def traffic(engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
+    return traffic_summary(engine, party=reader_party(principal))
