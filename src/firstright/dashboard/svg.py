@@ -92,7 +92,7 @@ def paired_bars(
         "class='chart' xmlns='http://www.w3.org/2000/svg'>"
     ]
     for index, name in enumerate(names):
-        x = label_w + index * 160
+        x = label_w + index * 210
         parts.append(
             f"<rect x='{x}' y='4' width='12' height='12' rx='2' fill='{colours[index]}'/>"
             f"<text x='{x + 18}' y='14' {FONT} fill='#334155'>{escape(name)}</text>"
