@@ -54,13 +54,16 @@ from firstright.adapters.rofr_store import (
     canonical_json,
 )
 from firstright.domain.contracts.model import Contract, FirstRefusalClause
+from firstright.domain.placement.answer import PlacementAnswer
 from firstright.domain.rofr.contract import RofrContract
 from firstright.domain.rofr.decision import Decision
 from firstright.domain.rofr.errors import EventOutOfOrder
 from firstright.domain.rofr.events import (
     CapacityRequest,
+    HolderCapabilityResponse,
     HolderDefinitiveAgreementSigned,
     HolderResponse,
+    LaunchRequest,
     NoticeDelivered,
     RequestWithdrawn,
     ResponseKind,
@@ -70,6 +73,7 @@ from firstright.domain.rofr.events import (
     TpContractSigned,
     TpOfferReceived,
     TpTermsChanged,
+    WorkloadPlacementRequest,
 )
 from firstright.domain.rofr.machine import next_timer, open_request, step
 from firstright.domain.rofr.outcome import allocation_of, outcome_of
@@ -85,18 +89,30 @@ from firstright.limits import (
 )
 from firstright.services.alerts import Alerter
 from firstright.services.auth import Principal
+from firstright.services.rofr_clauses import api_exclusivity_of, clause_active, ship_first_of
+from firstright.services.rofr_from_placement import (
+    final_placement,
+    notice_terms,
+    offeror_party,
+    placement_record,
+    placement_step,
+)
 from firstright.services.rofr_wire import (
+    CapabilityBody,
     GateBody,
     InstructionBody,
+    LaunchGateBody,
     NoticeBody,
     OfferEventBody,
     OpenBody,
+    PlacementGateBody,
     ResponseBody,
     SignedBody,
     WithdrawBody,
     decision_json,
     event_from,
     iso,
+    provenance_steps,
 )
 
 log = logging.getLogger("firstright.rofr")
@@ -115,6 +131,8 @@ class DeskClause:
 
     contract: Contract
     clause: FirstRefusalClause
+    opened_at: datetime | None = None
+    """When the request was opened: the other clauses in force then apply to it."""
 
     @property
     def owner(self) -> str:
@@ -126,12 +144,19 @@ class DeskClause:
 
     def rofr_contract(self) -> RofrContract:
         clouds = self.contract.clouds_of(self.clause.holder)
+        api = ship = None
+        if self.opened_at is not None:
+            parties = {"owner": self.clause.owner, "holder": self.clause.holder}
+            api = api_exclusivity_of(self.contract, at=self.opened_at, **parties)
+            ship = ship_first_of(self.contract, at=self.opened_at, **parties)
         return RofrContract(
             contract_key=self.contract.key,
             owner=self.clause.owner,
             holder=clouds[0] if clouds else self.clause.holder,
             params=self.clause.params,
             clause_id=self.clause.id,
+            api_exclusivity=api,
+            ship_first=ship,
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -141,21 +166,16 @@ class DeskClause:
         }
 
     @staticmethod
-    def from_snapshot(data: dict[str, Any]) -> DeskClause:
+    def from_snapshot(data: dict[str, Any], opened_at: datetime | None = None) -> DeskClause:
         contract = Contract.model_validate(data["contract"])
         for clause in contract.clauses:
             if isinstance(clause, FirstRefusalClause) and clause.id == data["clause_id"]:
-                return DeskClause(contract, clause)
+                return DeskClause(contract, clause, opened_at)
         raise AssertionError(f"stored contract lost clause {data['clause_id']}")
 
 
 def clause_in_force(clause: FirstRefusalClause, contract: Contract, at: datetime) -> bool:
-    if at < contract.effective_from:
-        return False
-    if contract.effective_until is not None and at >= contract.effective_until:
-        return False
-    start, until = clause.effective.from_, clause.effective.until
-    return (start is None or at >= start) and (until is None or at < until)
+    return clause_active(clause, contract, at)
 
 
 def choose_clause(
@@ -177,7 +197,7 @@ def choose_clause(
         if known is None or contract.effective_from > known.effective_from:
             latest[contract.contract_id] = contract
     found = [
-        DeskClause(contract, clause)
+        DeskClause(contract, clause, at)
         for contract in latest.values()
         for clause in contract.clauses
         if isinstance(clause, FirstRefusalClause)
@@ -295,7 +315,7 @@ class RofrDesk:
     # -- replay --------------------------------------------------------------------------------
 
     def _replay(self, row: RequestRow) -> Replayed:
-        desk_clause = DeskClause.from_snapshot(row.contract)
+        desk_clause = DeskClause.from_snapshot(row.contract, row.created_at)
         contract = desk_clause.rofr_contract()
         events = self.store.events(row.request_id)
         request = open_request(row.request_id, contract)
@@ -316,17 +336,22 @@ class RofrDesk:
         if stored is not None:
             out["seq"] = stored.seq
             out["actor"] = stored.actor
-            instruction = stored.body.get("instruction")
-            if isinstance(instruction, dict):
-                out["trace"].insert(0, instruction)
+            out["trace"][:0] = provenance_steps(stored.body)
         return out
 
     # -- commands ------------------------------------------------------------------------------
 
     def open(
-        self, actor: Principal | None, body: OpenBody, *, key: str | None, at: datetime
+        self,
+        actor: Principal | None,
+        body: OpenBody,
+        *,
+        key: str | None,
+        at: datetime,
+        origin: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Open a capacity request (owner); with ``offer``, record the third-party offer too."""
+        """Open a capacity request (owner); with ``offer``, record the third-party offer too.
+        ``origin``: provenance kept on the ``capacity_request`` event (see ``PROVENANCE_KEYS``)."""
         when = body.at or at
         if actor is not None and actor.role != "party":
             raise Forbidden(
@@ -341,7 +366,7 @@ class RofrDesk:
         )
         wire = wire_body(body)
         key = self._key(key)
-        digest = body_hash(body.request_id, "open", wire)
+        digest = body_hash(body.request_id, "open", {**wire, **(origin or {})})
         replay = self._idempotent(key, digest)
         if replay is not None:
             return replay
@@ -358,6 +383,7 @@ class RofrDesk:
                     "category": body.category,
                     "party": desk_clause.owner,
                     "quantity_gpus": body.quantity_gpus,
+                    **(origin or {}),
                 },
                 key,
             )
@@ -389,6 +415,91 @@ class RofrDesk:
             created_at=when,
         )
         return self._commit(row, pending, digest, key, create=True, before=RofrState.INIT.value)
+
+    def open_from_placement(
+        self,
+        actor: Principal | None,
+        answer: PlacementAnswer,
+        *,
+        at: datetime,
+        key: str | None = None,
+    ) -> dict[str, Any]:
+        """Open the first refusal a placement owes and deliver the complete notice (owner).
+
+        The chosen third party's catalog offer is the bona fide offer and the notice terms
+        (see ``services/rofr_from_placement.py``); the request id is the placement's id; both
+        events are stamped ``at``. ``key`` (default ``placement:<id>``) makes the call
+        idempotent: the notice is stored under ``<key>:offer-notice``. The answer has the
+        notice's decisions and ``final``: where the capacity goes now."""
+        notice = answer.first_refusal
+        choice = answer.choice
+        if notice is None or choice is None:
+            why = "nothing was placed" if choice is None else "no first refusal is owed"
+            raise InputError(f"placement {answer.request_id}: {why}; there is nothing to open")
+        if actor is not None and actor.party != answer.request.party:
+            raise Forbidden(
+                f"placement {answer.request_id} is {answer.request.party}'s; key "
+                f"{actor.key_id} is {actor.role} {actor.party!r}"
+            )
+        contract_id, _, _version = notice.contract.partition("@")
+        desk_clause = choose_clause(
+            self.contracts,
+            at=at,
+            owner=notice.owner,
+            contract_id=contract_id,
+            clause_id=notice.clause_id,
+        )
+        if desk_clause.contract.key != notice.contract:
+            raise InputError(
+                f"placement {answer.request_id} was decided under {notice.contract}; the desk "
+                f"judges {iso(at)} by {desk_clause.contract.key}"
+            )
+        offeror = offeror_party(desk_clause.contract, choice.offer.provider)
+        terms, defaults_step = notice_terms(answer, desk_clause.clause.params)
+        request_id = answer.request_id
+        key = self._key(key or f"placement:{request_id}")
+        opened = self.open(
+            actor,
+            OpenBody.model_validate(
+                {
+                    "request_id": request_id,
+                    "category": answer.request.category or answer.request.workload,
+                    "quantity_gpus": answer.request.gpus,
+                    "contract_id": contract_id,
+                    "clause_id": notice.clause_id,
+                    "offer": {"party": offeror, "terms": terms},
+                }
+            ),
+            key=key,
+            at=at,
+            origin={
+                "placement": placement_record(answer, offeror),
+                "provenance": [placement_step(answer, offeror)],
+            },
+        )
+        noticed = self._command(
+            actor,
+            request_id,
+            role="owner",
+            what="deliver a notice",
+            event_type=NoticeDelivered.TYPE,
+            body=NoticeBody.model_validate({"terms": terms, "offeror": offeror}),
+            key=f"{key}:offer-notice",
+            at=at,
+            extra={"provenance": [defaults_step]},
+            internal_key=True,
+        )
+        return {
+            "request_id": request_id,
+            "placement_id": answer.request_id,
+            "offeror": offeror,
+            "notice_terms": terms,
+            "state": noticed["state"],
+            "outcome": noticed["outcome"],
+            "decisions": [*opened["decisions"], *noticed["decisions"]],
+            "timers": noticed["timers"],
+            "final": final_placement(self, request_id).to_json(),
+        }
 
     def offer(
         self,
@@ -532,6 +643,72 @@ class RofrDesk:
             at=at,
         )
 
+    def placement_gate(
+        self,
+        actor: Principal | None,
+        request_id: str,
+        body: PlacementGateBody,
+        *,
+        key: str | None,
+        at: datetime,
+    ) -> dict[str, Any]:
+        """May this workload run on that cloud? APPROVE or BLOCK by API exclusivity and its
+        exceptions, with the trace (owner)."""
+        return self._command(
+            actor,
+            request_id,
+            role="owner",
+            what="request a placement gate",
+            event_type=WorkloadPlacementRequest.TYPE,
+            body=body,
+            key=key,
+            at=at,
+        )
+
+    def launch_gate(
+        self,
+        actor: Principal | None,
+        request_id: str,
+        body: LaunchGateBody,
+        *,
+        key: str | None,
+        at: datetime,
+    ) -> dict[str, Any]:
+        """May a product launch (first) on that cloud? APPROVE or BLOCK by ship-first and its
+        escape, with the trace (owner)."""
+        return self._command(
+            actor,
+            request_id,
+            role="owner",
+            what="request a launch gate",
+            event_type=LaunchRequest.TYPE,
+            body=body,
+            key=key,
+            at=at,
+        )
+
+    def capability(
+        self,
+        actor: Principal | None,
+        request_id: str,
+        body: CapabilityBody,
+        *,
+        key: str | None,
+        at: datetime,
+    ) -> dict[str, Any]:
+        """The holder's answer on supporting a launch (holder only): ship-first's escape reads
+        it."""
+        return self._command(
+            actor,
+            request_id,
+            role="holder",
+            what="answer on launch capabilities",
+            event_type=HolderCapabilityResponse.TYPE,
+            body=body,
+            key=key,
+            at=at,
+        )
+
     def _key(self, key: str | None) -> str:
         if key is None:
             return f"auto:{self._new_key()}"
@@ -567,6 +744,8 @@ class RofrDesk:
         body: BaseModel,
         key: str | None,
         at: datetime,
+        extra: dict[str, Any] | None = None,
+        internal_key: bool = False,
     ) -> dict[str, Any]:
         row = self._row(actor, request_id)
         if role == "owner":
@@ -577,8 +756,10 @@ class RofrDesk:
             actor.role == "party" and actor.party in (row.owner, row.holder)
         ):
             raise Forbidden(f"only {row.owner!r} or {row.holder!r} may {what}")
-        wire = wire_body(body)
-        key = self._key(key)
+        wire = {**wire_body(body), **(extra or {})}
+        if not internal_key:
+            key = self._key(key)
+        assert key is not None
         digest = body_hash(request_id, event_type, wire)
         replay = self._idempotent(key, digest)
         if replay is not None:
@@ -710,9 +891,7 @@ class RofrDesk:
         primary = next(i for i, e in enumerate(pending.events) if e.idempotency_key == key)
         decisions_out = [decision_json(d) for d in pending.decisions]
         for index, event in enumerate(pending.events):
-            instruction = event.body.get("instruction")
-            if isinstance(instruction, dict):
-                decisions_out[index]["trace"].insert(0, instruction)
+            decisions_out[index]["trace"][:0] = provenance_steps(event.body)
         response = {
             "request_id": row.request_id,
             "state": request.state.value,

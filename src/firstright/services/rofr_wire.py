@@ -28,8 +28,10 @@ from firstright.domain.rofr.events import (
     BonaFide,
     CapacityRequest,
     Event,
+    HolderCapabilityResponse,
     HolderDefinitiveAgreementSigned,
     HolderResponse,
+    LaunchRequest,
     NoticeDelivered,
     RequestWithdrawn,
     ResponseKind,
@@ -40,6 +42,7 @@ from firstright.domain.rofr.events import (
     TpContractSigned,
     TpOfferReceived,
     TpTermsChanged,
+    WorkloadPlacementRequest,
 )
 from firstright.domain.rofr.terms import NonCash, TermSet, parse_terms
 from firstright.errors import InputError
@@ -142,6 +145,36 @@ class WithdrawBody(Body):
     at: AwareDatetime | None = None
 
 
+class PlacementGateBody(Body):
+    """May ``workload`` run on ``party``'s cloud (for ``customer_segment``)? Decided by API
+    exclusivity and its exceptions (R19)."""
+
+    party: Name
+    workload: Name
+    customer_segment: Name | None = None
+    at: AwareDatetime | None = None
+
+
+class LaunchGateBody(Body):
+    """May a product launch (first, unless ``first_launch`` is false) on ``party``'s cloud?
+    Decided by ship-first and its escape (R20), and API exclusivity for ``workload``."""
+
+    party: Name
+    first_launch: bool = True
+    product: Name | None = None
+    workload: Name | None = None
+    at: AwareDatetime | None = None
+
+
+class CapabilityBody(Body):
+    """The holder's answer on supporting a launch: the facts ship-first's escape reads."""
+
+    can_support: bool
+    chooses_to_support: bool
+    committed_date: Annotated[str, StringConstraints(max_length=64)] | None = None
+    at: AwareDatetime | None = None
+
+
 class InstructionBody(Body):
     """A holder's standing instruction: match any notice at or below ``price_per_gpu_hour_max``
     for the listed GPU types and regions (empty: any), up to ``quantity_gpus_max`` GPUs
@@ -178,12 +211,30 @@ def notice_missing(terms: TermSet, offeror: str | None, params: RofrParams) -> t
     return tuple(name for name in params.required_notice_fields if name not in present)
 
 
+PROVENANCE_KEYS = frozenset({"instruction", "provenance", "placement"})
+"""Keys of a stored event body that record where it came from (kept out of the event)."""
+
+
+def provenance_steps(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trace steps a stored body carries about its own origin (shown before the decision's
+    own trace)."""
+    steps: list[dict[str, Any]] = []
+    instruction = body.get("instruction")
+    if isinstance(instruction, dict):
+        steps.append(instruction)
+    extra = body.get("provenance")
+    if isinstance(extra, list):
+        steps.extend(step for step in extra if isinstance(step, dict))
+    return steps
+
+
 def event_from(event_type: str, body: dict[str, Any], params: RofrParams) -> Event:
     """The machine event of a stored ``(type, body)``; InputError when the body does not fit.
 
-    ``instruction`` (the standing instruction that produced a holder response) is provenance,
-    not part of the event."""
-    fields = {key: value for key, value in body.items() if key != "instruction"}
+    ``instruction`` (the standing instruction that produced a holder response), ``provenance``
+    (trace steps of where a body came from) and ``placement`` (the placement a request was
+    opened from) are provenance, not part of the event."""
+    fields = {key: value for key, value in body.items() if key not in PROVENANCE_KEYS}
     try:
         return _event_from(event_type, fields, params)
     except ValidationError as exc:
@@ -243,6 +294,28 @@ def _event_from(event_type: str, body: dict[str, Any], params: RofrParams) -> Ev
             terms_of(signed.terms, params, signed.non_cash, field="terms") if signed.terms else None
         )
         return TpContractSigned(party=signed.party, terms=signed_terms)
+    if event_type == WorkloadPlacementRequest.TYPE:
+        placement = PlacementGateBody.model_validate(body)
+        return WorkloadPlacementRequest(
+            party=placement.party,
+            workload=placement.workload,
+            customer_segment=placement.customer_segment,
+        )
+    if event_type == LaunchRequest.TYPE:
+        launch = LaunchGateBody.model_validate(body)
+        return LaunchRequest(
+            party=launch.party,
+            first_launch=launch.first_launch,
+            product=launch.product,
+            workload=launch.workload,
+        )
+    if event_type == HolderCapabilityResponse.TYPE:
+        answer_ = CapabilityBody.model_validate(body)
+        return HolderCapabilityResponse(
+            can_support=answer_.can_support,
+            chooses_to_support=answer_.chooses_to_support,
+            committed_date=answer_.committed_date,
+        )
     if event_type == HolderDefinitiveAgreementSigned.TYPE:
         return HolderDefinitiveAgreementSigned()
     if event_type == RequestWithdrawn.TYPE:
