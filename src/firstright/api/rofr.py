@@ -5,6 +5,12 @@ answer; same key, other body → 409) and an optional ``at`` in the body (defaul
 clock at receipt). Roles: the owner opens, notifies, reports offers and signatures, asks the
 gate and withdraws; only the holder responds; admins read everything; a party reads only the
 requests it owns or holds.
+
+``POST /api/rofr/from-placement`` places requests under the desk's contracts and opens every
+first refusal they owe (the chosen catalog offer as notice terms); each result carries
+``final``, where the capacity goes given the workflow's outcome. ``placement-gate`` and
+``launch-gate`` ask API exclusivity (with its exceptions) and ship-first (with its escape);
+the holder's ``capability`` answer is what the escape reads.
 """
 
 from __future__ import annotations
@@ -23,13 +29,18 @@ from firstright.domain.contracts.model import Contract
 from firstright.services.alerts import Alerter
 from firstright.services.contract_loader import load_contracts
 from firstright.services.rofr_desk import RofrDesk
+from firstright.services.rofr_from_placement import place_and_open
 from firstright.services.rofr_scheduler import RofrScheduler
 from firstright.services.rofr_wire import (
+    CapabilityBody,
+    FromPlacementBody,
     GateBody,
     InstructionBody,
+    LaunchGateBody,
     NoticeBody,
     OfferEventBody,
     OpenBody,
+    PlacementGateBody,
     ResponseBody,
     SignedBody,
     WithdrawBody,
@@ -164,6 +175,67 @@ def contract_gate(
     key: IdempotencyKey = None,
 ) -> Json:
     return desk_of(request.app).gate(principal, request_id, body, key=key, at=_now(request))
+
+
+@router.post(
+    "/requests/{request_id}/placement-gate",
+    summary="May this workload run on that cloud? APPROVE or BLOCK by API exclusivity",
+)
+def placement_gate(
+    request: Request,
+    request_id: str,
+    body: PlacementGateBody,
+    principal: PrincipalDep,
+    key: IdempotencyKey = None,
+) -> Json:
+    return desk_of(request.app).placement_gate(
+        principal, request_id, body, key=key, at=_now(request)
+    )
+
+
+@router.post(
+    "/requests/{request_id}/launch-gate",
+    summary="May a product launch first on that cloud? APPROVE or BLOCK by ship-first",
+)
+def launch_gate(
+    request: Request,
+    request_id: str,
+    body: LaunchGateBody,
+    principal: PrincipalDep,
+    key: IdempotencyKey = None,
+) -> Json:
+    return desk_of(request.app).launch_gate(principal, request_id, body, key=key, at=_now(request))
+
+
+@router.post(
+    "/requests/{request_id}/capability",
+    summary="The holder's answer on supporting a launch (read by ship-first's escape)",
+)
+def holder_capability(
+    request: Request,
+    request_id: str,
+    body: CapabilityBody,
+    principal: PrincipalDep,
+    key: IdempotencyKey = None,
+) -> Json:
+    return desk_of(request.app).capability(principal, request_id, body, key=key, at=_now(request))
+
+
+@router.post(
+    "/from-placement",
+    status_code=status.HTTP_201_CREATED,
+    summary="Place requests and open every first refusal they owe, with the catalog terms",
+)
+def from_placement(
+    request: Request, body: FromPlacementBody, principal: PrincipalDep, key: IdempotencyKey = None
+) -> list[Json]:
+    return place_and_open(
+        desk_of(request.app),
+        principal,
+        body.requests,
+        at=body.at or _now(request),
+        key=key,
+    )
 
 
 @router.post("/requests/{request_id}/signatures", summary="Report a signature")

@@ -1,5 +1,7 @@
-"""``firstright rofr open|offer|notify|respond|gate|signed|withdraw|show|list|instruct``: the
-durable first-refusal desk from the command line (same service as ``/api/rofr``).
+"""``firstright rofr open|offer|notify|respond|gate|signed|withdraw|show|list|instruct``,
+``placement-gate|launch-gate|capability`` (API exclusivity and ship-first) and
+``open-from-placement`` (place requests, open the first refusals they owe): the durable
+first-refusal desk from the command line (same service as ``/api/rofr``).
 
 Every command takes ``--database`` and ``--json``; state-changing ones take ``--key`` (an
 idempotency key: rerunning with the same key and arguments prints the same answer and writes
@@ -21,15 +23,19 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from firstright.adapters.db import database_url_from, migrate, open_engine
+from firstright.domain.placement.request import PlacementRequest
 from firstright.errors import InputError
 from firstright.services.contract_loader import load_contracts
 from firstright.services.rofr_desk import RofrDesk
 from firstright.services.rofr_wire import (
+    CapabilityBody,
     GateBody,
     InstructionBody,
+    LaunchGateBody,
     NoticeBody,
     OfferEventBody,
     OpenBody,
+    PlacementGateBody,
     ResponseBody,
     SignedBody,
     WithdrawBody,
@@ -265,6 +271,137 @@ def gate_command(
     )
 
 
+@click.command("placement-gate")
+@click.argument("request_id")
+@click.option("--party", required=True, help="The cloud the workload would run on.")
+@click.option("--workload", required=True, help="The workload, e.g. api_serving.")
+@click.option("--segment", "customer_segment", default=None, help="Customer segment served.")
+@_changing
+def placement_gate_command(
+    request_id: str, party: str, workload: str, customer_segment: str | None, **common: Any
+) -> None:
+    """May WORKLOAD run on PARTY's cloud? APPROVE or BLOCK by API exclusivity and its
+    exceptions."""
+    body = _body(
+        PlacementGateBody,
+        {"party": party, "workload": workload, "customer_segment": customer_segment},
+    )
+    desk = _desk(common["database"])
+    _print(
+        desk.placement_gate(None, request_id, body, key=common["key"], at=_instant(common["at"])),
+        common["as_json"],
+    )
+
+
+@click.command("launch-gate")
+@click.argument("request_id")
+@click.option("--party", required=True, help="The cloud the product would launch on.")
+@click.option("--product", default=None)
+@click.option("--workload", default=None, help="The workload the launch serves.")
+@click.option("--not-first", is_flag=True, help="Not the product's first launch.")
+@_changing
+def launch_gate_command(
+    request_id: str,
+    party: str,
+    product: str | None,
+    workload: str | None,
+    not_first: bool,
+    **common: Any,
+) -> None:
+    """May a product launch (first) on PARTY's cloud? APPROVE or BLOCK by ship-first."""
+    body = _body(
+        LaunchGateBody,
+        {"party": party, "product": product, "workload": workload, "first_launch": not not_first},
+    )
+    desk = _desk(common["database"])
+    _print(
+        desk.launch_gate(None, request_id, body, key=common["key"], at=_instant(common["at"])),
+        common["as_json"],
+    )
+
+
+@click.command("capability")
+@click.argument("request_id")
+@click.option("--can-support/--cannot-support", required=True, help="Can the holder support it?")
+@click.option("--chooses/--declines", "chooses", required=True, help="Does it choose to?")
+@click.option("--committed-date", default=None, help="Date the holder commits to, if any.")
+@_changing
+def capability_command(
+    request_id: str, can_support: bool, chooses: bool, committed_date: str | None, **common: Any
+) -> None:
+    """Record the holder's answer on supporting a launch (read by ship-first's escape)."""
+    body = _body(
+        CapabilityBody,
+        {
+            "can_support": can_support,
+            "chooses_to_support": chooses,
+            "committed_date": committed_date,
+        },
+    )
+    desk = _desk(common["database"])
+    _print(
+        desk.capability(None, request_id, body, key=common["key"], at=_instant(common["at"])),
+        common["as_json"],
+    )
+
+
+@click.command("open-from-placement")
+@click.argument("requests_file", metavar="REQUESTS.yaml", type=click.Path(dir_okay=False))
+@click.option("--contracts", default=None, help=f"Contract file or folder (env {CONTRACTS_ENV}).")
+@click.option("--at", "at", default=None, help="Instant of requests without 'at' (default now).")
+@click.option("--key", default=None, help="Idempotency key prefix (default placement:<id>).")
+@_common
+def open_from_placement_command(
+    *,
+    requests_file: str,
+    contracts: str | None,
+    at: str | None,
+    key: str | None,
+    database: str | None,
+    as_json: bool,
+) -> None:
+    """Place REQUESTS.yaml under the contracts and open every first refusal owed, with the
+    chosen catalog offer as the notice terms; print where the capacity goes now."""
+    from firstright.services.rofr_from_placement import place_and_open  # noqa: PLC0415
+
+    requests = _placement_requests(requests_file)
+    desk = _desk(database, contracts)
+    results = place_and_open(desk, None, requests, at=_instant(at), key=key)
+    if as_json:
+        for item in results:
+            click.echo(json.dumps(item, sort_keys=True))
+        return
+    for item in results:
+        final = item["final"]
+        opened = item["desk"]
+        head = f"{final['placement_id']}: {final['status']} ({final['outcome']})"
+        if opened is not None:
+            head += f"  desk request {opened['request_id']} {opened['state']}"
+        click.echo(head)
+        for line in final["allocations"]:
+            click.echo(
+                f"    {line['quantity_gpus']} GPUs -> {line['party']} {line['provider']} "
+                f"{line['region']} {line['instance_type']} "
+                f"at {line['price_per_gpu_hour']} USD/GPU-h"
+            )
+        if final["deadline"]:
+            click.echo(f"    next deadline {final['deadline']}")
+        click.echo(f"    {final['reason']}")
+
+
+def _placement_requests(path: str) -> list[PlacementRequest]:
+    from firstright.adapters.yaml_source import load_yaml_file, validate_document  # noqa: PLC0415
+    from firstright.domain.placement.request import (  # noqa: PLC0415
+        PlacementRequestFile,
+        is_request_list,
+    )
+
+    doc = load_yaml_file(path)
+    if is_request_list(doc.data):
+        return list(validate_document(doc, PlacementRequestFile).requests)
+    return [validate_document(doc, PlacementRequest)]
+
+
 @click.command("signed")
 @click.argument("request_id")
 @click.option("--holder", "by_holder", is_flag=True, help="The holder's definitive agreement.")
@@ -397,6 +534,10 @@ COMMANDS = (
     show_command,
     list_command,
     instruct_command,
+    placement_gate_command,
+    launch_gate_command,
+    capability_command,
+    open_from_placement_command,
 )
 
 

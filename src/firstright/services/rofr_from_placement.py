@@ -4,6 +4,9 @@ capacity finally goes once the workflow has an outcome.
     desk.open_from_placement(actor, answer, at=answer.at, key=None)
         opens the request (``capacity_request`` + the chosen third party's catalog offer as a
         bona fide ``tp_offer_received``) and delivers the complete notice on those terms
+    place_and_open(desk, actor, requests, at=..., key=None) -> list[dict]
+        places requests under the desk's contracts and opens every first refusal owed (the
+        ``firstright rofr open-from-placement`` command and ``POST /api/rofr/from-placement``)
     final_placement(desk, request_id) -> FinalPlacement
         ALLOCATE_HOLDER → the holder's best catalog offer (the answer's ``holder_best``);
         ALLOCATE_THIRD_PARTY / NO_ROFR → the placement's choice; SPLIT → both, with quantities;
@@ -18,14 +21,19 @@ documented defaults below fill them, and the notice's trace says which were defa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from firstright.domain.contracts.model import Contract, RofrParams
+from firstright.domain.contracts.versions import ContractSet
 from firstright.domain.placement.answer import PlacementAnswer, rate
-from firstright.errors import InputError, NotFound
+from firstright.domain.placement.request import PlacementRequest
+from firstright.errors import Forbidden, InputError, NotFound
 
 if TYPE_CHECKING:
+    from firstright.services.auth import Principal
     from firstright.services.rofr_desk import RofrDesk
 
 NOTICE_DEFAULTS: dict[str, str | int] = {
@@ -269,3 +277,82 @@ def final_placement(desk: RofrDesk, request_id: str) -> FinalPlacement:
         reason = f"waiting for the holder ({state})" + (f" until {deadline}" if deadline else "")
         return answer("pending", reason)
     return answer("blocked", f"{outcome}: {last_reason}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Place, then open what is owed (the CLI and HTTP entry point)
+
+
+def place_and_open(
+    desk: RofrDesk,
+    actor: Principal | None,
+    requests: Sequence[PlacementRequest],
+    *,
+    at: datetime,
+    key: str | None = None,
+) -> list[dict[str, Any]]:
+    """Place ``requests`` under the desk's contracts and open every first refusal owed.
+
+    ``at``: the instant of requests that carry none. One result per request, in order:
+    ``placement`` (the placement answer), ``desk`` (what the desk did, or None when no first
+    refusal is owed) and ``final`` (where the capacity goes now). ``key``: idempotency key
+    prefix (``<key>:<placement id>``; default ``placement:<placement id>``). A party key may
+    only place its own requests."""
+    from firstright.services.placement import place_requests  # noqa: PLC0415 - heavy import
+
+    if actor is not None:
+        others = sorted({r.party for r in requests if r.party != actor.party})
+        if actor.role != "party" or others:
+            raise Forbidden(
+                f"key {actor.key_id} ({actor.role} {actor.party!r}) may only open first "
+                f"refusals for its own placements"
+                + (f"; not {', '.join(others)}" if others else "")
+            )
+    answers = place_requests(requests, contracts=ContractSet(desk.contracts), at=at)
+    results: list[dict[str, Any]] = []
+    for answer in answers:
+        item: dict[str, Any] = {"placement": answer.to_json(), "desk": None}
+        if answer.first_refusal is not None and answer.choice is not None:
+            opened = desk.open_from_placement(
+                actor,
+                answer,
+                at=answer.at,
+                key=f"{key}:{answer.request_id}" if key else None,
+            )
+            item["desk"] = opened
+            item["final"] = opened["final"]
+        else:
+            item["final"] = _unowed(answer).to_json()
+        results.append(item)
+    return results
+
+
+def _unowed(answer: PlacementAnswer) -> FinalPlacement:
+    choice = answer.choice
+    if choice is None:
+        return FinalPlacement(
+            request_id="",
+            placement_id=answer.request_id,
+            outcome="NO_OFFER",
+            state="-",
+            status="blocked",
+            reason=answer.reason or "nothing may serve this request",
+        )
+    gpus = answer.request.gpus
+    line = Allocation(
+        party=answer.request.party,
+        provider=choice.offer.provider,
+        region=choice.offer.region,
+        instance_type=choice.offer.instance_type,
+        quantity_gpus=gpus,
+        price_per_gpu_hour=rate(choice.hourly_usd / gpus),
+    )
+    return FinalPlacement(
+        request_id="",
+        placement_id=answer.request_id,
+        outcome="NO_FIRST_REFUSAL",
+        state="-",
+        status="allocated",
+        allocations=(line,),
+        reason="no first refusal is owed: the placement's choice stands",
+    )

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from firstright.domain.contracts.model import RofrParams
+from firstright.domain.placement.request import PlacementRequest
 from firstright.domain.rofr.decision import Decision
 from firstright.domain.rofr.events import (
     BonaFide,
@@ -46,6 +47,7 @@ from firstright.domain.rofr.events import (
 )
 from firstright.domain.rofr.terms import NonCash, TermSet, parse_terms
 from firstright.errors import InputError
+from firstright.limits import ROFR_LIST_PAGE_MAX
 
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,127}$")]
@@ -172,6 +174,14 @@ class CapabilityBody(Body):
     can_support: bool
     chooses_to_support: bool
     committed_date: Annotated[str, StringConstraints(max_length=64)] | None = None
+    at: AwareDatetime | None = None
+
+
+class FromPlacementBody(Body):
+    """Placement requests whose owed first refusals the desk opens (``at``: the instant of
+    requests that carry none; default: now)."""
+
+    requests: Annotated[list[PlacementRequest], Field(min_length=1, max_length=ROFR_LIST_PAGE_MAX)]
     at: AwareDatetime | None = None
 
 
