@@ -3,15 +3,21 @@
 Two SQL passes:
 
 1. **aggregate** every usage record into a group per (time slice, source, parties, provider,
-   model, GPU type, channel, product, currency). A time slice is found with a ``CASE`` over
-   the sorted instants where a month starts or the contract terms change, so no per-row
-   date arithmetic is done. This pass reads every record; it is the one that has to be fast.
+   model, GPU type, channel, product, currency; tenant for revenue). This pass reads every record
+   and is the one that has to be fast, so it never groups on text: each dimension arrives as an
+   Arrow dictionary array (the store reads it that way), its integer codes are packed, together
+   with the record's time slice, into one or a few ``BIGINT`` keys with vectorised arithmetic,
+   and DuckDB groups on those keys. A time slice (a month, or the part of a month before or
+   after a change of contract terms) is found by binary search over the few slice starts.
+   Codes are decoded back to text only on the aggregated rows.
 2. **rate** the groups: join them with the price chosen for each distinct rating key (chosen by
    the pure domain, :func:`firstright.domain.ledger.usage_lines.price_group`) and multiply
-   token and GPU-hour sums by integer rates into exact pico-USD (HUGEINT).
+   token and GPU-hour sums by integer rates into exact pico-USD (HUGEINT). This runs on the
+   aggregated rows, never per record.
 
-The result is a list of :class:`~firstright.domain.ledger.usage_lines.UsageGroup` with their pico
-totals; rounding happens once per statement line in the domain.
+Sums are exact (DuckDB sums ``BIGINT`` into ``HUGEINT``). The result is a list of
+:class:`~firstright.domain.ledger.usage_lines.UsageGroup` with their pico totals; rounding
+happens once per statement line in the domain.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -30,19 +37,33 @@ from firstright.domain.ledger.terms import MoneyTerms, from_us, to_us
 from firstright.domain.ledger.usage_lines import UsageGroup, price_group, rating_key
 from firstright.errors import InputError, StorageError
 
+# The dimensions a group is made of (tenant only for revenue records) and the summed quantities.
+DIMENSIONS = (
+    "source",
+    "party",
+    "counterparty",
+    "provider",
+    "model",
+    "gpu_type",
+    "channel",
+    "product",
+    "tenant",
+    "currency",
+)
+QUANTITIES = ("input_tokens", "output_tokens", "gpu_hours_micros", "amount_micros")
+# A packed key stays below this bound so it never overflows a signed 64-bit integer.
+KEY_SPAN_MAX = 2**62
+
 AGGREGATE_SQL = """
-SELECT {slice_case} AS slice,
-       u.source, u.party, u.counterparty, u.provider, u.model, u.gpu_type,
-       u.channel, u.product,
-       CASE WHEN u.source = 'revenue' THEN u.tenant END AS tenant,
-       u.currency,
+SELECT {keys},
        count(*) AS records,
-       sum(u.input_tokens)::HUGEINT AS input_tokens,
-       sum(u.output_tokens)::HUGEINT AS output_tokens,
-       sum(u.gpu_hours_micros)::HUGEINT AS gpu_hours_micros,
-       sum(u.amount_micros)::HUGEINT AS amount_micros
-FROM usage u
-GROUP BY ALL
+       sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens,
+       sum(gpu_hours_micros) AS gpu_hours_micros,
+       sum(amount_micros) AS amount_micros
+FROM usage_keys
+GROUP BY {keys}
+ORDER BY {keys}
 """
 
 NEGATIVE_SQL = """
@@ -89,15 +110,195 @@ def _slices(terms: MoneyTerms, low_us: int, high_us: int) -> list[tuple[int, int
     return found
 
 
-def _int(value: Any) -> int:
-    return int(value) if value is not None else 0
+@dataclass(frozen=True, slots=True)
+class Coded:
+    """One dimension as integer codes: 0 is null, ``i`` is ``values[i - 1]``."""
+
+    name: str
+    values: tuple[str, ...]
+    constant: int | None
+    """The code every record has, when there is only one (the dimension is then not packed)."""
+
+    @property
+    def span(self) -> int:
+        return len(self.values) + 1
+
+    def decode(self, codes: list[int]) -> list[str | None]:
+        table: list[str | None] = [None, *self.values]
+        return [table[code] for code in codes]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPlan:
+    """How codes are packed: word ``i`` is ``((slice * s1 + c1) * s2 + c2) ...`` for its parts.
+
+    Word 0 starts with the time slice; a new word starts before a product of spans would reach
+    ``span_max``, so no word can overflow."""
+
+    slice_span: int
+    words: tuple[tuple[Coded, ...], ...]
+
+    @staticmethod
+    def build(slice_span: int, packed: list[Coded], span_max: int = KEY_SPAN_MAX) -> KeyPlan:
+        assert 1 < slice_span < span_max
+        words: list[list[Coded]] = [[]]
+        product = slice_span
+        for coded in packed:
+            assert coded.span < span_max
+            if product * coded.span >= span_max:
+                words.append([])
+                product = 1
+            words[-1].append(coded)
+            product *= coded.span
+        return KeyPlan(slice_span, tuple(tuple(word) for word in words))
+
+    @property
+    def names(self) -> list[str]:
+        return [f"k{i}" for i in range(len(self.words))]
+
+
+def _as_dictionaries(usage: pa.Table) -> pa.Table:
+    """Every dimension as a dictionary array with one dictionary per column."""
+    wanted = pa.dictionary(pa.int32(), pa.string())
+    columns: dict[str, Any] = {}
+    for name in DIMENSIONS:
+        column = usage.column(name)
+        if not pa.types.is_dictionary(column.type):
+            column = column.cast(wanted)
+        columns[name] = column
+    for name in ("occurred_us", *QUANTITIES):
+        columns[name] = usage.column(name)
+    return pa.table(columns).unify_dictionaries()
+
+
+def _coded(table: pa.Table, name: str) -> Coded:
+    column = table.column(name)
+    values: tuple[str, ...] = ()
+    if column.num_chunks:
+        values = tuple(column.chunk(0).dictionary.to_pylist())
+    assert all(v is not None for v in values), f"{name}: null inside a dictionary"
+    constant: int | None = None
+    if column.null_count == table.num_rows:
+        constant = 0
+    elif column.null_count == 0 and len(values) == 1:
+        constant = 1
+    return Coded(name, values, constant)
+
+
+def _codes(array: pa.DictionaryArray) -> Any:
+    """Integer codes (int64, 0 for null) of a dictionary array."""
+    indices = array.indices
+    if array.null_count:
+        indices = pc.fill_null(indices, -1)
+    return np.add(indices.to_numpy(), 1, dtype=np.int64)
+
+
+def pack_keys(
+    table: pa.Table, plan: KeyPlan, slice_starts_us: Any, revenue_code: int | None
+) -> pa.Table:
+    """The packed key words of every record, next to its quantities (zero-copy where possible)."""
+    words: list[list[pa.Array]] = [[] for _ in plan.words]
+    for batch in table.to_batches():
+        occurred = batch.column("occurred_us").to_numpy()
+        slices = np.searchsorted(slice_starts_us, occurred, side="right").astype(np.int64)
+        source = _codes(batch.column("source")) if revenue_code is not None else None
+        for index, parts in enumerate(plan.words):
+            key = slices if index == 0 else np.zeros(batch.num_rows, dtype=np.int64)
+            for coded in parts:
+                codes = _codes(batch.column(coded.name))
+                if coded.name == "tenant":
+                    # The tenant splits revenue only; every other record has tenant code 0.
+                    assert source is not None and revenue_code is not None
+                    codes *= source == revenue_code
+                key *= coded.span
+                key += codes
+            words[index].append(pa.array(key, type=pa.int64()))
+    columns: dict[str, Any] = {
+        name: pa.chunked_array(chunks, type=pa.int64())
+        for name, chunks in zip(plan.names, words, strict=True)
+    }
+    for name in QUANTITIES:
+        columns[name] = table.column(name)
+    return pa.table(columns)
+
+
+def unpack_keys(plan: KeyPlan, words: list[Any]) -> tuple[Any, dict[str, list[int]]]:
+    """Slice ids and per-dimension codes of aggregated rows, from their key words."""
+    codes: dict[str, list[int]] = {}
+    slices: Any = None
+    for index, parts in enumerate(plan.words):
+        rest = np.asarray(words[index], dtype=np.int64)
+        for coded in reversed(parts):
+            rest, code = np.divmod(rest, coded.span)
+            codes[coded.name] = code.tolist()
+        if index == 0:
+            slices = rest
+        else:
+            assert not rest.any()
+    return slices, codes
+
+
+def _check_quantities(usage: pa.Table, con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse negative quantities, and negative amounts outside revenue records."""
+    lows = [pc.min(usage.column(name)).as_py() for name in QUANTITIES]
+    if all(low is None or low >= 0 for low in lows):
+        return
+    negative = con.execute(NEGATIVE_SQL).fetchall()[0][0]
+    if negative:
+        raise InputError(
+            f"{negative} usage records have a negative quantity or amount; "
+            "quantities are never negative"
+        )
+
+
+def _aggregate(
+    con: duckdb.DuckDBPyConnection, usage: pa.Table, slice_starts_us: list[int]
+) -> list[dict[str, Any]]:
+    """One row per group: slice id, the dimensions as text, records and exact sums."""
+    table = _as_dictionaries(usage)
+    coded = [_coded(table, name) for name in DIMENSIONS]
+    source = coded[DIMENSIONS.index("source")]
+    revenue_code = source.values.index("revenue") + 1 if "revenue" in source.values else None
+    packed = [
+        c for c in coded if c.constant is None and not (c.name == "tenant" and revenue_code is None)
+    ]
+    plan = KeyPlan.build(len(slice_starts_us) + 1, packed)
+    starts = np.asarray(slice_starts_us, dtype=np.int64)
+    con.register("usage_keys", pack_keys(table, plan, starts, revenue_code))
+    keys = ", ".join(plan.names)
+    found = con.execute(AGGREGATE_SQL.format(keys=keys)).fetchall()
+    con.unregister("usage_keys")
+    width = len(plan.names)
+    slices, codes = unpack_keys(plan, [[row[i] for row in found] for i in range(width)])
+    columns: dict[str, list[str | None]] = {}
+    for c in coded:
+        if c.name in codes:
+            columns[c.name] = c.decode(codes[c.name])
+        elif c.constant is not None:
+            columns[c.name] = c.decode([c.constant] * len(found))
+        else:  # tenant when there is no revenue
+            columns[c.name] = [None] * len(found)
+    rows: list[dict[str, Any]] = []
+    for i, row in enumerate(found):
+        record: dict[str, Any] = {name: columns[name][i] for name in DIMENSIONS}
+        if record["source"] != "revenue":
+            record["tenant"] = None
+        record["slice"] = int(slices[i])
+        record["records"] = int(row[width])
+        for offset, name in enumerate(QUANTITIES, start=width + 1):
+            record[name] = int(row[offset]) if row[offset] is not None else 0
+        rows.append(record)
+    return rows
 
 
 def rate_usage(usage: pa.Table, terms: MoneyTerms, *, threads: int | None = None) -> RatingResult:
-    """Aggregate and rate every record of ``usage`` (an Arrow table with the store's columns)."""
+    """Aggregate and rate every record of ``usage`` (an Arrow table with the store's columns;
+    dimensions as dictionary arrays are fastest, plain strings are encoded first)."""
     if usage.num_rows == 0:
         return RatingResult([], [], 0)
     usage = usage.select(SETTLEMENT_SCHEMA.names)
+    if usage.column("occurred_us").null_count:
+        raise InputError("usage records without an occurred_us cannot be settled")
     bounds = pc.min_max(usage.column("occurred_us"))
     low, high = int(bounds["min"].as_py()), int(bounds["max"].as_py())
     # Start the first slice at the first month start so every record has a slice.
@@ -110,25 +311,8 @@ def rate_usage(usage: pa.Table, terms: MoneyTerms, *, threads: int | None = None
             if threads:
                 con.execute(f"SET threads = {int(threads)}")
             con.register("usage", usage)
-            negative = con.execute(NEGATIVE_SQL).fetchall()[0]
-            if negative[0]:
-                raise InputError(
-                    f"{negative[0]} usage records have a negative quantity or amount; "
-                    "quantities are never negative"
-                )
-            # The slice of a record: a CASE over the few slice starts (much cheaper than a join).
-            slice_case = (
-                "CASE "
-                + " ".join(
-                    f"WHEN u.occurred_us >= {start} THEN {index}"
-                    for index, start, _, _ in reversed(slices)
-                )
-                + " ELSE 0 END"
-            )
-            grouped: pa.Table = con.sql(
-                AGGREGATE_SQL.format(slice_case=slice_case)
-            ).to_arrow_table()
-            rows = grouped.to_pylist()
+            _check_quantities(usage, con)
+            rows = _aggregate(con, usage, [start for _, start, _, _ in slices])
             groups: list[UsageGroup] = []
             for row in rows:
                 month, segment = by_slice[row["slice"]]
@@ -146,11 +330,11 @@ def rate_usage(usage: pa.Table, terms: MoneyTerms, *, threads: int | None = None
                         product=row["product"],
                         tenant=row["tenant"],
                         currency=row["currency"],
-                        records=int(row["records"]),
-                        input_tokens=_int(row["input_tokens"]),
-                        output_tokens=_int(row["output_tokens"]),
-                        gpu_hours_micros=_int(row["gpu_hours_micros"]),
-                        amount_micros=_int(row["amount_micros"]),
+                        records=row["records"],
+                        input_tokens=row["input_tokens"],
+                        output_tokens=row["output_tokens"],
+                        gpu_hours_micros=row["gpu_hours_micros"],
+                        amount_micros=row["amount_micros"],
                     )
                 )
             revenue = [g for g in groups if g.source == "revenue"]

@@ -17,7 +17,7 @@ are not available), in partitions so memory stays bounded by the batch, not the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -66,26 +66,29 @@ usage_records = sa.Table(
     sa.Column("clause_ids", sa.Text, nullable=False),
 )
 
-# The columns settlement reads, in order, with their Arrow types.
+# The columns settlement reads, in order, with their Arrow types. Dimensions are dictionary
+# arrays (few distinct values), so rating groups on integer codes instead of text.
+DIMENSION = pa.dictionary(pa.int32(), pa.string())
 SETTLEMENT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("record_id", pa.string()),
-    ("source", pa.string()),
+    ("source", DIMENSION),
     ("occurred_us", pa.int64()),
-    ("party", pa.string()),
-    ("counterparty", pa.string()),
-    ("tenant", pa.string()),
-    ("channel", pa.string()),
-    ("product", pa.string()),
-    ("provider", pa.string()),
-    ("model", pa.string()),
+    ("party", DIMENSION),
+    ("counterparty", DIMENSION),
+    ("tenant", DIMENSION),
+    ("channel", DIMENSION),
+    ("product", DIMENSION),
+    ("provider", DIMENSION),
+    ("model", DIMENSION),
     ("input_tokens", pa.int64()),
     ("output_tokens", pa.int64()),
-    ("gpu_type", pa.string()),
+    ("gpu_type", DIMENSION),
     ("gpu_hours_micros", pa.int64()),
     ("amount_micros", pa.int64()),
-    ("currency", pa.string()),
+    ("currency", DIMENSION),
 )
 SETTLEMENT_SCHEMA = pa.schema([pa.field(name, kind) for name, kind in SETTLEMENT_COLUMNS])
+# Insert order of every column (the raw executemany writes tuples in this order).
+INSERT_COLUMNS: tuple[str, ...] = tuple(column.name for column in usage_records.columns)
 
 _ID_CHUNK = 500
 
@@ -112,35 +115,59 @@ def epoch_us(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _row(record: UsageRecord, digest: str) -> dict[str, Any]:
-    return {
-        "record_id": record.record_id,
-        "content_sha256": digest,
-        "source": record.source,
-        "occurred_at": record.occurred_at,
-        "occurred_us": epoch_us(record.occurred_at),
-        "party": record.party,
-        "counterparty": record.counterparty,
-        "tenant": record.tenant,
-        "channel": record.channel,
-        "product": record.product,
-        "provider": record.provider,
-        "backend": record.backend,
-        "operator": record.operator,
-        "vendor": record.vendor,
-        "model": record.model,
-        "input_tokens": record.input_tokens,
-        "output_tokens": record.output_tokens,
-        "gpu_type": record.gpu_type,
-        "gpu_hours_micros": record.gpu_hours_micros,
-        "amount_micros": record.amount_micros,
-        "currency": record.currency,
-        "latency_ms": record.latency_ms,
-        "status": record.status,
-        "partial": record.partial,
-        "refusals": orjson.dumps(record.refusals).decode(),
-        "clause_ids": orjson.dumps(record.clause_ids).decode(),
-    }
+def _row(record: UsageRecord, digest: str, occurred_bind: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """The insert tuple of a validated record, in ``INSERT_COLUMNS`` order."""
+    return (
+        record.record_id,
+        digest,
+        record.source,
+        occurred_bind(record.occurred_at),
+        epoch_us(record.occurred_at),
+        record.party,
+        record.counterparty,
+        record.tenant,
+        record.channel,
+        record.product,
+        record.provider,
+        record.backend,
+        record.operator,
+        record.vendor,
+        record.model,
+        record.input_tokens,
+        record.output_tokens,
+        record.gpu_type,
+        record.gpu_hours_micros,
+        record.amount_micros,
+        record.currency,
+        record.latency_ms,
+        record.status,
+        record.partial,
+        orjson.dumps(record.refusals).decode(),
+        orjson.dumps(record.clause_ids).decode(),
+    )
+
+
+def _placeholders(conn: sa.Connection, count: int) -> str:
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([marker] * count)
+
+
+def _insert_sql(conn: sa.Connection) -> str:
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(name) for name in INSERT_COLUMNS)
+    return (
+        f"INSERT INTO usage_records ({names}) VALUES ({_placeholders(conn, len(INSERT_COLUMNS))})"
+    )
+
+
+def _occurred_bind(conn: sa.Connection) -> Callable[[Any], Any]:
+    """The store's own conversion of ``occurred_at`` for this backend (UtcDateTime + driver)."""
+    processor = usage_records.c.occurred_at.type.bind_processor(conn.dialect)
+    return processor if processor is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class UsageStore:
@@ -178,18 +205,21 @@ class UsageStore:
             try:
                 with _integrity_passes(), self.engine.begin() as conn:
                     stored = self._stored_hashes(conn, list(wanted))
-                    fresh: list[dict[str, Any]] = []
+                    bind = _occurred_bind(conn)
+                    fresh: list[tuple[Any, ...]] = []
                     for record_id, (digest, record) in wanted.items():
                         known = stored.get(record_id)
                         if known is None:
-                            fresh.append(_row(record, digest))
+                            fresh.append(_row(record, digest, bind))
                         elif known != digest:
                             raise ConflictError(
                                 f"usage record {record_id!r} already exists with different "
                                 "content; a record id is written once"
                             )
                     if fresh:
-                        conn.execute(usage_records.insert(), fresh)
+                        # One driver-level executemany: the records are validated already, so
+                        # no per-row statement compilation or type processing is needed.
+                        conn.exec_driver_sql(_insert_sql(conn), fresh)
                     return len(fresh), duplicates + len(wanted) - len(fresh)
             except IntegrityError as exc:
                 # A concurrent writer stored one of the ids between our read and our write:
@@ -259,21 +289,48 @@ class UsageStore:
     def iter_batches(
         self, start_us: int | None = None, end_us: int | None = None
     ) -> Iterator[pa.RecordBatch]:
-        columns = [usage_records.c[name] for name, _ in SETTLEMENT_COLUMNS]
-        query = sa.select(*columns)
-        if start_us is not None:
-            query = query.where(usage_records.c.occurred_us >= start_us)
-        if end_us is not None:
-            query = query.where(usage_records.c.occurred_us < end_us)
+        """The settlement columns in record batches of at most ``_READ_PARTITION_ROWS``.
+
+        Rows come from the driver's cursor as plain tuples (no ORM or result-row objects) and
+        go column by column into Arrow; dimensions are dictionary-encoded per batch. PostgreSQL
+        streams through a server-side cursor, so memory stays bounded by one batch."""
+        names = [name for name, _ in SETTLEMENT_COLUMNS]
         with storage_errors("reading usage records"), self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True).execute(query)
-            for rows in result.partitions(_READ_PARTITION_ROWS):
-                if not rows:
-                    continue
-                arrays = [
-                    pa.array(values, type=kind)
-                    for values, (_, kind) in zip(
-                        zip(*rows, strict=True), SETTLEMENT_COLUMNS, strict=True
-                    )
-                ]
-                yield pa.RecordBatch.from_arrays(arrays, schema=SETTLEMENT_SCHEMA)
+            quote = conn.dialect.identifier_preparer.quote
+            marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            where: list[str] = []
+            params: list[int] = []
+            if start_us is not None:
+                where.append(f"occurred_us >= {marker}")
+                params.append(start_us)
+            if end_us is not None:
+                where.append(f"occurred_us < {marker}")
+                params.append(end_us)
+            sql = f"SELECT {', '.join(quote(n) for n in names)} FROM usage_records"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            if conn.dialect.name == "postgresql":
+                cursor = raw.cursor(name="firstright_usage_read")
+            else:
+                cursor = raw.cursor()
+            try:
+                cursor.execute(sql, tuple(params))
+                while True:
+                    rows = cursor.fetchmany(_READ_PARTITION_ROWS)
+                    if not rows:
+                        break
+                    yield _batch(rows)
+            finally:
+                cursor.close()
+
+
+def _batch(rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
+    arrays: list[pa.Array] = []
+    for values, (_, kind) in zip(zip(*rows, strict=True), SETTLEMENT_COLUMNS, strict=True):
+        if pa.types.is_dictionary(kind):
+            arrays.append(pa.array(values, type=pa.string()).dictionary_encode())
+        else:
+            arrays.append(pa.array(values, type=kind))
+    return pa.RecordBatch.from_arrays(arrays, schema=SETTLEMENT_SCHEMA)

@@ -91,8 +91,13 @@ class UsageRecord(BaseModel):
         return self
 
     def content_json(self) -> bytes:
-        """Canonical JSON of the record (sorted keys, UTC times): the basis of idempotency."""
-        return orjson.dumps(self.to_row_json(), option=orjson.OPT_SORT_KEYS)
+        """Canonical JSON of the record (sorted keys, UTC times): the basis of idempotency.
+
+        Equal to the sorted JSON of :meth:`to_row_json`, built from the validated fields
+        directly (no serialiser pass), because batch inserts hash every record."""
+        data = dict(self.__dict__)
+        data["occurred_at"] = format_utc(self.occurred_at)
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
     def content_hash(self) -> str:
         """SHA-256 hex of :meth:`content_json`; equal hashes mean equal content."""
@@ -107,7 +112,7 @@ class UsageRecord(BaseModel):
 def format_utc(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a ``Z``: one spelling per instant."""
     assert moment.tzinfo is not None, "usage times are aware"
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def usage_json_schema() -> dict[str, Any]:
