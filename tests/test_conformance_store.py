@@ -63,10 +63,16 @@ def test_every_head_is_applied_and_migrate_is_idempotent(empty_database_url: str
     assert sa.inspect(engine).get_table_names() == []
     heads = migrate(engine, force=True)
     assert heads == heads_available()
-    assert {"keys_0001", "rofr_0001"} <= set(heads)
+    assert {"keys_0001", "rofr_0002"} <= set(heads)
     assert migrate(engine, force=True) == heads
     tables = set(sa.inspect(engine).get_table_names())
-    assert {"api_keys", "rofr_events", "rofr_requests", "rofr_instructions"} <= tables
+    assert {
+        "api_keys",
+        "rofr_events",
+        "rofr_requests",
+        "rofr_instructions",
+        "rofr_alerts_sent",
+    } <= tables
     engine.dispose()
 
 
