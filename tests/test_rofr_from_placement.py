@@ -4,13 +4,17 @@ standing instruction (decline → the third party, match → Azure)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from firstright.adapters.db import open_engine
+from firstright.cli.main import cli
 from firstright.domain.placement.answer import PlacementAnswer, rate
 from firstright.domain.placement.request import PlacementRequest
 from firstright.errors import Forbidden, InputError, NotFound
@@ -166,3 +170,40 @@ def test_refusals_write_nothing(sqlite_url: str, answer: PlacementAnswer) -> Non
     desk.open(None, OpenBody(request_id="plain", category="new_capacity"), key="p", at=AT)
     with pytest.raises(NotFound, match="not opened from a placement"):
         final_placement(desk, "plain")
+
+
+def test_cli_open_from_placement(sqlite_url: str, tmp_path: Path) -> None:
+    requests = tmp_path / "requests.yaml"
+    requests.write_text(
+        "requests:\n"
+        "  - {id: cap-h100, party: openai, workload: new_capacity, accelerator: H100,\n"
+        "     count: 8, num_nodes: 64, hours: 730, clouds: [gcp, aws, oci, lambda]}\n"
+        "  - {id: on-azure, party: openai, workload: new_capacity, accelerator: H100,\n"
+        "     count: 8, num_nodes: 64, hours: 730}\n"
+    )
+    args = [
+        "rofr",
+        "open-from-placement",
+        str(requests),
+        "--contracts",
+        str(default_contracts_dir()),
+        "--at",
+        "2025-03-10T00:00:00Z",
+        "--database",
+        sqlite_url,
+        "--json",
+    ]
+    runner = CliRunner()
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    owed, free = (json.loads(line) for line in first.output.splitlines())
+    assert owed["desk"]["state"] == "OFFER_OPEN" and owed["final"]["status"] == "pending"
+    assert free["desk"] is None and free["final"]["allocations"][0]["provider"] == "azure"
+    again = runner.invoke(cli, args)  # idempotent: same answer, nothing new
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output.splitlines()[0])["final"] == owed["final"]
+    shown = runner.invoke(cli, ["rofr", "show", "cap-h100", "--database", sqlite_url, "--json"])
+    assert len(json.loads(shown.output)["events"]) == 3
+    human = runner.invoke(cli, args[:-1])
+    assert "cap-h100: pending (PENDING)" in human.output
+    assert "on-azure: allocated (NO_FIRST_REFUSAL)" in human.output
