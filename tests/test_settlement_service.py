@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -20,7 +21,7 @@ from firstright.domain.ledger.periods import PeriodError
 from firstright.domain.usage import UsageRecord
 from firstright.errors import ConflictError, InputError, ValidationFailed
 from firstright.services.contract_loader import load_contracts
-from firstright.services.settlement import close_periods, settle
+from firstright.services.settlement import close_periods, settle, statements_for
 from firstright.services.usage_import import import_usage_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ledger"
@@ -211,14 +212,23 @@ def test_bean_check_accepts_export_and_catches_one_cent(engine: Engine, tmp_path
     )
 
 
+def statements_json(statements: list[Any]) -> bytes:
+    """The statements as the one canonical byte string (key order of ``to_json``)."""
+    return (json.dumps([s.to_json() for s in statements], indent=2) + "\n").encode()
+
+
 def test_same_statements_on_sqlite_and_postgres(database_url: str) -> None:
+    """Byte for byte: the golden file is shared by the SQLite and the PostgreSQL run."""
     engine = open_engine(database_url)
     try:
         migrate(engine)
         seed(engine)
         report = settle(engine, CONTRACTS, "2025-Q1", now=NOW)
-        got = [s.to_json() for s in report.statements]
+        again = settle(engine, CONTRACTS, "2025-Q1", now=NOW)
+        from_store = statements_for(engine, "2025-Q1")
     finally:
         engine.dispose()
-    expected_path = FIXTURES / "expected_statements_2025_Q1.json"
-    assert got == json.loads(expected_path.read_text())
+    expected = (FIXTURES / "expected_statements_2025_Q1.json").read_bytes()
+    assert statements_json(report.statements) == expected
+    assert statements_json(again.statements) == expected
+    assert statements_json(from_store) == expected
