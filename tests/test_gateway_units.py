@@ -376,6 +376,7 @@ def test_meter_writes_one_priced_record_per_outcome() -> None:
     meter.close()
     assert [r.record_id for r in written] == ["r0", "r1", "r2", "r3"]
     first = written[0]
+    assert UsageRecord.model_validate(first.model_dump()) == first, "records are valid"
     assert first.amount_micros == 7_500, "1000 x $2.50/M + 500 x $10/M = $0.0075"
     assert (first.counterparty, first.provider, first.operator) == (
         "microsoft",

@@ -67,6 +67,7 @@ def serve(  # noqa: PLR0917 - click passes options by position
         access_log=False,
         log_level=log_level,
         server_header=False,
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     uvicorn.Server(config).run()

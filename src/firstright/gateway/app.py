@@ -147,6 +147,7 @@ def _profiles(config: GatewayConfig) -> tuple[dict[str, tuple[str, Profile]], li
             channel=tenant.channel,
             product=tenant.product,
             customer=tenant.customer,
+            workload=tenant.workload,
             regions=frozenset(tenant.regions),
             default_deadline_ms=tenant.default_deadline_ms,
         )
@@ -166,7 +167,7 @@ def build_table(
     table = RouteTable(backends)
     paths = contract_paths(config, config_path)
     if paths:
-        policy = Policy.compile(load_contracts(paths), at)
+        policy = Policy.compile(load_contracts(paths), config.contracts_at or at)
         rules = ContractRules(policy, config.workload)
         table.rules_for = rules.rules_for
         table.may_serve = rules.may_serve

@@ -34,7 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from firstright.adapters.yaml_source import load_yaml_file, validate_document
 from firstright.errors import Problem, ValidationFailed
@@ -94,6 +94,9 @@ class TenantConfig(Strict):
     channel: Tag | None = None
     product: Tag | None = None
     customer: Tag | None = None
+    workload: Tag | None = None
+    """What these requests are for contract scopes (e.g. ``product_serving``); default: the
+    configuration's ``workload``."""
     key_sha256: Sha256Hex
     default_deadline_ms: Annotated[int, Field(gt=0, le=limits.DEADLINE_MS_MAX)] | None = None
     regions: list[Tag] = Field(default_factory=list, max_length=100)
@@ -115,6 +118,8 @@ class BreakerConfig(Strict):
 class GatewayConfig(Strict):
     contracts: list[str] = Field(default_factory=list, max_length=1000)
     """Contract directories or files, relative to the configuration file."""
+    contracts_at: AwareDatetime | None = None
+    """Evaluate the contracts as of this instant instead of now (demos, what-if runs)."""
     workload: Tag = "api_serving"
     backends: list[BackendConfig] = Field(min_length=1, max_length=limits.BACKENDS_MAX)
     tenants: list[TenantConfig] = Field(default_factory=list, max_length=limits.API_KEYS_MAX)

@@ -38,7 +38,7 @@ class ContractRules:
         gate = self.policy.gate(
             Demand(
                 party=profile.party,
-                workload=self.workload,
+                workload=profile.workload or self.workload,
                 channel=profile.channel,
                 product=profile.product,
                 customer=profile.customer,

@@ -45,6 +45,8 @@ class Profile:
     channel: str | None = None
     product: str | None = None
     customer: str | None = None
+    workload: str | None = None
+    """The workload the requests are (contract scopes); ``None``: the configuration's."""
     regions: frozenset[str] = frozenset()
     default_deadline_ms: int | None = None
 
