@@ -348,7 +348,9 @@ def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _config(folder: Path, azure: str, openai_url: str, mai: str) -> Path:
+def _config(
+    folder: Path, azure: str, openai_url: str, mai: str, azure_limits: str = "{in_flight_max: 1}"
+) -> Path:
     text = f"""
 contracts: [{FIXTURES / "contracts"}]
 backends:
@@ -360,7 +362,7 @@ backends:
     models: [gpt-4o]
     base_url: {azure}
     price: {{input_usd_per_mtok: "2.50", output_usd_per_mtok: "10"}}
-    limits: {{in_flight_max: 1}}
+    limits: {azure_limits}
   - id: openai-direct
     operator: openai
     vendor: openai
@@ -507,5 +509,37 @@ def test_openai_api_when_every_azure_backend_fails(tmp_path: Path) -> None:
         assert stats(direct)["requests"] == 0, "never the OpenAI-operated backend"
         rows = stored(database, 4)
         assert all(r["backend"] in (None, "azure-east") for r in rows)
+    finally:
+        procs.stop()
+
+
+def test_429_from_the_holder_spills_and_backs_off(tmp_path: Path) -> None:
+    procs = Procs(tmp_path)
+    database = f"sqlite:///{tmp_path / 'fr.db'}"
+    try:
+        azure = procs.sim(
+            "azure-busy", "--capacity", "1", "--latency-ms", "400", "--retry-after-s", "30"
+        )
+        direct = procs.sim("openai")
+        mai = procs.sim("mai", "--model", "mai-1")
+        config = _config(tmp_path, azure, direct, mai, azure_limits="{}")
+        url, _ = procs.serve("serve", database, "--config", str(config))
+        sdk = client(url, "sk-chatgpt")
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(
+                sdk.chat.completions.with_raw_response.create, model="gpt-4o", messages=[]
+            )
+            time.sleep(0.2)  # the holder is busy with the first request now
+            second = sdk.chat.completions.with_raw_response.create(model="gpt-4o", messages=[])
+            assert first.result().headers["x-firstright-backend"] == "azure-east"
+        assert second.headers["x-firstright-backend"] == "openai-direct"
+        third = sdk.chat.completions.with_raw_response.create(model="gpt-4o", messages=[])
+        assert third.headers["x-firstright-backend"] == "openai-direct"
+        rows = sorted(stored(database, 3), key=lambda r: r["occurred_us"])
+        assert [json.loads(r["refusals"]) for r in rows] == [
+            [],
+            ["azure-east:upstream_429"],
+            ["azure-east:rate_limited"],
+        ], "the 429's Retry-After keeps the holder out until it passes"
     finally:
         procs.stop()

@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firstright.adapters.db import migrate, open_engine
+from firstright.adapters.usage_store import UsageStore
 from firstright.domain.contracts.policy import Policy
 from firstright.domain.usage import UsageRecord
 from firstright.errors import AuthError, NoEligibleOffer, StorageError, ValidationFailed
@@ -24,7 +26,7 @@ from firstright.gateway.contracts_view import ContractRules
 from firstright.gateway.errors import BadRequest, UpstreamStatus, response_for
 from firstright.gateway.handler import _drop_usage_events, _usage_of, _with_usage
 from firstright.gateway.limits import BackendLoad
-from firstright.gateway.metering import Meter, Outcome, canonical_line
+from firstright.gateway.metering import Meter, Outcome, canonical_line, store_sink
 from firstright.gateway.metrics import GatewayMetrics
 from firstright.gateway.routing import Profile, RouteTable
 from firstright.services.contract_loader import load_contracts
@@ -410,3 +412,22 @@ def test_meter_keeps_records_while_the_store_fails() -> None:
     meter.flush()
     assert [r.record_id for r in written] == ["a", "b"]
     assert calls == [1, 2] and meter.stored == 2
+
+
+def test_meter_stores_through_the_usage_store(database_url: str) -> None:
+    engine = open_engine(database_url)
+    try:
+        migrate(engine)
+        az = backend("az", "azure", "microsoft", "openai", ["gpt-4o"], price=("2.50", "10"))
+        meter = Meter(store_sink(engine), GatewayMetrics(lambda: (az,)), None)
+        meter.start()
+        for i in range(250):
+            meter.record(outcome(f"gw-test-{i}", az if i % 2 else None))
+        meter.close()
+        store = UsageStore(engine)
+        assert store.count() == 250 and meter.stored == 250
+        stored = store.get("gw-test-1")
+        assert stored is not None and stored.amount_micros == 7_500
+        assert stored.backend == "az" and stored.refusals == ["az:in_flight_max"]
+    finally:
+        engine.dispose()

@@ -19,6 +19,7 @@ import click
 @click.option("--tokens-per-s", default=0.0, type=click.FloatRange(0, 1e6), show_default=True)
 @click.option("--output-tokens", default=16, type=click.IntRange(1, 100_000), show_default=True)
 @click.option("--capacity", default=0, type=click.IntRange(0, 1_000_000), help="0: unlimited.")
+@click.option("--retry-after-s", default=1, type=click.IntRange(0, 3600), show_default=True)
 @click.option("--error-rate", default=0.0, type=click.FloatRange(0, 1), show_default=True)
 @click.option("--seed", default=0, type=int, show_default=True)
 @click.option("--cut-stream-after", default=0, type=click.IntRange(0, 100_000))
@@ -47,6 +48,7 @@ def sim_upstream(**options: object) -> None:
         tokens_per_s=float(options["tokens_per_s"]),  # type: ignore[arg-type]
         output_tokens=int(options["output_tokens"]),  # type: ignore[call-overload]
         capacity=int(options["capacity"]),  # type: ignore[call-overload]
+        retry_after_s=int(options["retry_after_s"]),  # type: ignore[call-overload]
         error_rate=float(options["error_rate"]),  # type: ignore[arg-type]
         seed=int(options["seed"]),  # type: ignore[call-overload]
         cut_stream_after=int(options["cut_stream_after"]),  # type: ignore[call-overload]
