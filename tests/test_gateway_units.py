@@ -3,6 +3,7 @@ usage parsing, error mapping, configuration validation and the metering batcher.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,7 +19,9 @@ from firstright.adapters.db import migrate, open_engine
 from firstright.adapters.usage_store import UsageStore
 from firstright.domain.contracts.policy import Policy
 from firstright.domain.usage import UsageRecord
-from firstright.errors import AuthError, NoEligibleOffer, StorageError, ValidationFailed
+from firstright.errors import AuthError, Forbidden, NoEligibleOffer, StorageError, ValidationFailed
+from firstright.gateway.app import gateway_for_upstream
+from firstright.gateway.asgi import ServeApp
 from firstright.gateway.backends import Backend
 from firstright.gateway.breaker import CircuitBreaker
 from firstright.gateway.config import BreakerConfig, Timeouts, load_gateway_config
@@ -431,3 +434,46 @@ def test_meter_stores_through_the_usage_store(database_url: str) -> None:
         assert stored.backend == "az" and stored.refusals == ["az:in_flight_max"]
     finally:
         engine.dispose()
+
+
+def _get(
+    app: ServeApp, path: str, client: tuple[str, int], headers: list[tuple[bytes, bytes]]
+) -> tuple[int, bytes]:
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "client": client, "headers": headers}
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    status = sent[0]["status"]
+    body = sent[1]["body"]
+    assert isinstance(status, int) and isinstance(body, bytes)
+    return status, body
+
+
+def test_metrics_need_an_admin_key_off_loopback() -> None:
+    gateway = gateway_for_upstream("http://127.0.0.1:9/v1", lambda records: None, None)
+    keys = {"Bearer good": "admin", "Bearer party": "party"}
+
+    def guard(authorization: str | None) -> None:
+        role = keys.get(authorization or "")
+        if role is None:
+            raise AuthError("unknown API key")
+        if role != "admin":
+            raise Forbidden("metrics need an admin key")
+
+    app = ServeApp(gateway, None, guard)
+    status, body = _get(app, "/metrics", ("127.0.0.1", 5000), [])
+    assert status == 200 and b"python_info" in body
+    assert _get(app, "/metrics", ("10.1.2.3", 5000), [])[0] == 401
+    assert (
+        _get(app, "/metrics", ("10.1.2.3", 5000), [(b"authorization", b"Bearer party")])[0] == 403
+    )
+    assert _get(app, "/metrics", ("10.1.2.3", 5000), [(b"authorization", b"Bearer good")])[0] == 200
+    assert _get(ServeApp(gateway, None), "/metrics", ("10.1.2.3", 5000), [])[0] == 403
+    status, body = _get(app, "/nowhere", ("127.0.0.1", 5000), [])
+    assert status == 404 and orjson.loads(body)["error"]["code"] == "not_found"

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from firstright.errors import InputError
+from firstright.errors import Forbidden, InputError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 GRACEFUL_SHUTDOWN_S = 60
@@ -45,6 +45,7 @@ def serve(  # noqa: PLR0917 - click passes options by position
     from firstright.gateway.app import gateway_for_config, gateway_for_upstream  # noqa: PLC0415
     from firstright.gateway.asgi import ServeApp  # noqa: PLC0415
     from firstright.gateway.metering import store_sink  # noqa: PLC0415
+    from firstright.services.auth import authenticate, bearer_from_header  # noqa: PLC0415
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     engine = open_engine(database_url_from(database))
@@ -56,7 +57,13 @@ def serve(  # noqa: PLR0917 - click passes options by position
     else:
         assert config_path is not None
         gateway = gateway_for_config(config_path, sink, log_stream)
-    app = ServeApp(gateway, create_admin_app(engine))
+
+    def metrics_guard(authorization: str | None) -> None:
+        principal = authenticate(engine, bearer_from_header(authorization))
+        if principal.role != "admin":
+            raise Forbidden("metrics need an admin key")
+
+    app = ServeApp(gateway, create_admin_app(engine), metrics_guard)
     config = uvicorn.Config(
         app,
         host=host,

@@ -13,11 +13,16 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.registry import Collector
 
+from firstright.errors import FirstrightError, Forbidden
 from firstright.gateway.app import Gateway
-from firstright.gateway.errors import error_body
+from firstright.gateway.errors import error_body, response_for
 from firstright.gateway.handler import Message, Receive, Scope, Send
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+MetricsGuard = Callable[[str | None], None]
+"""Checks the Authorization header of a ``/metrics`` request from off the machine; raises
+AuthError/Forbidden. Requests from loopback need no key (DESIGN.md §5)."""
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class _Exposed(Collector):
@@ -29,9 +34,12 @@ class _Exposed(Collector):
 
 
 class ServeApp:
-    def __init__(self, gateway: Gateway, admin: ASGIApp | None) -> None:
+    def __init__(
+        self, gateway: Gateway, admin: ASGIApp | None, metrics_guard: MetricsGuard | None = None
+    ) -> None:
         self.gateway = gateway
         self.admin = admin
+        self.metrics_guard = metrics_guard
         self.handler = gateway.handler
         self._collector = _Exposed(gateway)
 
@@ -42,7 +50,7 @@ class ServeApp:
             if path.startswith("/v1/"):
                 await self.handler(scope, receive, send)
             elif path == "/metrics":
-                await self._metrics(send)
+                await self._metrics(scope, send)
             elif self.admin is not None:
                 await self.admin(scope, receive, send)
             else:
@@ -60,7 +68,28 @@ class ServeApp:
         elif self.admin is not None:
             await self.admin(scope, receive, send)
 
-    async def _metrics(self, send: Send) -> None:
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        client = scope.get("client")
+        if client is None or client[0] not in LOOPBACK_HOSTS:
+            authorization = None
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    authorization = value.decode("latin-1")
+            try:
+                if self.metrics_guard is None:
+                    raise Forbidden("metrics are only served on loopback")
+                await asyncio.to_thread(self.metrics_guard, authorization)
+            except FirstrightError as error:
+                status, payload = response_for(error)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": payload})
+                return
         body = generate_latest(REGISTRY)
         await send(
             {
