@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 
 from firstright.adapters.db import open_engine
 from firstright.adapters.usage_store import usage_records
+from firstright.services.auth import create_key
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gateway"
 FIRSTRIGHT = [sys.executable, "-m", "firstright.cli.main"]
@@ -478,6 +480,37 @@ def test_copilot_gets_mai_and_licensed_openai_models(contract_gateway: dict[str,
     assert sorted(m.id for m in sdk.models.list()) == ["gpt-4o", "mai-1", "o3"]
     mai = sdk.chat.completions.with_raw_response.create(model="mai-1", messages=[])
     assert mai.headers["x-firstright-backend"] == "azure-mai"
+
+
+def test_tenant_keys_from_the_key_store(contract_gateway: dict[str, str]) -> None:
+    engine = open_engine(contract_gateway["database"])
+    try:
+        new = create_key(
+            engine,
+            party="openai",
+            role="tenant",
+            channel="openai-api",
+            created_at=datetime.now(UTC),
+        )
+        admin = create_key(engine, party="openai", role="admin", created_at=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    sdk = client(contract_gateway["url"], new.secret)
+    reply = sdk.chat.completions.with_raw_response.create(model="gpt-4o", messages=[])
+    assert reply.headers["x-firstright-backend"] == "azure-east"
+    with pytest.raises(openai.InternalServerError) as refused:
+        sdk.chat.completions.create(model="o3", messages=[])
+    assert "api-channel-azure" in str(refused.value), "the key's channel is bound by the clause"
+    with pytest.raises(openai.AuthenticationError):
+        client(contract_gateway["url"], admin.secret).chat.completions.create(
+            model="gpt-4o", messages=[]
+        )
+    deadline = time.monotonic() + 5
+    rows = _records_for(contract_gateway["database"], f"key:{new.record.key_id}")
+    while len(rows) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        rows = _records_for(contract_gateway["database"], f"key:{new.record.key_id}")
+    assert sorted(r["status"] for r in rows) == [200, 503]
 
 
 def test_unknown_key_is_an_authentication_error(contract_gateway: dict[str, str]) -> None:

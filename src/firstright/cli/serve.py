@@ -42,7 +42,11 @@ def serve(  # noqa: PLR0917 - click passes options by position
 
     from firstright.adapters.db import database_url_from, migrate, open_engine  # noqa: PLC0415
     from firstright.api.app import create_admin_app  # noqa: PLC0415
-    from firstright.gateway.app import gateway_for_config, gateway_for_upstream  # noqa: PLC0415
+    from firstright.gateway.app import (  # noqa: PLC0415
+        gateway_for_config,
+        gateway_for_upstream,
+        key_store_lookup,
+    )
     from firstright.gateway.asgi import ServeApp  # noqa: PLC0415
     from firstright.gateway.metering import store_sink  # noqa: PLC0415
     from firstright.services.auth import authenticate, bearer_from_header  # noqa: PLC0415
@@ -56,7 +60,7 @@ def serve(  # noqa: PLR0917 - click passes options by position
         gateway = gateway_for_upstream(upstream.rstrip("/"), sink, log_stream)
     else:
         assert config_path is not None
-        gateway = gateway_for_config(config_path, sink, log_stream)
+        gateway = gateway_for_config(config_path, sink, log_stream, key_store_lookup(engine))
 
     def metrics_guard(authorization: str | None) -> None:
         principal = authenticate(engine, bearer_from_header(authorization))

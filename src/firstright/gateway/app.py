@@ -22,7 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy.engine import Engine
+
 from firstright.domain.contracts.policy import Policy
+from firstright.errors import AuthError
 from firstright.gateway.backends import ANY_MODEL, Backend, PriceLookup, backend_from_config
 from firstright.gateway.config import (
     BreakerConfig,
@@ -33,11 +36,12 @@ from firstright.gateway.config import (
     load_gateway_config,
 )
 from firstright.gateway.contracts_view import ContractRules
-from firstright.gateway.handler import GatewayHandler, Tenants
+from firstright.gateway.handler import GatewayHandler, StoreLookup, Tenants
 from firstright.gateway.metering import Meter, UsageSink
 from firstright.gateway.metrics import GatewayMetrics
 from firstright.gateway.routing import Profile, RouteTable
 from firstright.gateway.upstream import UpstreamEndpoint
+from firstright.services.auth import authenticate
 from firstright.services.contract_loader import load_contracts
 
 log = logging.getLogger("firstright.gateway")
@@ -175,10 +179,33 @@ def build_table(
     return table
 
 
+def key_store_lookup(engine: Engine) -> StoreLookup:
+    """Tenant keys from the key store (``firstright keys create --role tenant``)."""
+
+    def lookup(bearer: str) -> tuple[str, Profile] | None:
+        try:
+            principal = authenticate(engine, bearer)
+        except AuthError:
+            return None
+        if principal.role != "tenant":
+            return None
+        name = f"key:{principal.key_id}"
+        profile = Profile(
+            name=name, party=principal.party, channel=principal.channel, product=principal.product
+        )
+        return name, profile
+
+    return lookup
+
+
 def gateway_for_config(
-    path: str | os.PathLike[str], sink: UsageSink, log_stream: TextIO | None
+    path: str | os.PathLike[str],
+    sink: UsageSink,
+    log_stream: TextIO | None,
+    store_lookup: StoreLookup | None = None,
 ) -> Gateway:
-    """A gateway from a configuration file (backends, tenants, contracts)."""
+    """A gateway from a configuration file (backends, tenants, contracts); tenant keys not in
+    the file are looked up with ``store_lookup``."""
     config = load_gateway_config(path)
     prices = PriceLookup()
     backends = tuple(backend_from_config(b, config.breaker, prices) for b in config.backends)
@@ -187,7 +214,7 @@ def gateway_for_config(
     metrics = GatewayMetrics(lambda: handler.table.backends)
     meter = Meter(sink, metrics, log_stream)
     default = profiles[0] if profiles else Profile(name="default", party=UPSTREAM_PARTY)
-    handler = GatewayHandler(table, Tenants(by_hash), default, config.limits, meter)
+    handler = GatewayHandler(table, Tenants(by_hash, store_lookup), default, config.limits, meter)
     reloader = _Reloader(path, config, backends, handler)
     return Gateway(handler, meter, metrics, reloader.reload, config.refresh_s)
 
@@ -222,7 +249,9 @@ class _Reloader:
             log.warning("backend changes in %s take effect on restart", self.path)
         by_hash, profiles = _profiles(fresh)
         self.handler.table = build_table(fresh, self.path, self.backends, profiles, now)
-        self.handler.tenants = Tenants(by_hash)
+        self.handler.tenants = Tenants(
+            by_hash, self.handler.tenants.store if self.handler.tenants else None
+        )
         self.handler.limits = fresh.limits
         self.watched = [Path(self.path), *contract_paths(fresh, self.path)]
         self.stamps = stamps

@@ -11,6 +11,7 @@ handed to the meter.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -58,22 +59,48 @@ _CLIENT_ERROR = "client_error"
 log = logging.getLogger("firstright.gateway")
 
 
+StoreLookup = Callable[[str], tuple[str, Profile] | None]
+"""bearer -> (tenant id, profile) from the key store (tenant keys made by ``firstright keys
+create --role tenant``), or ``None`` for an unknown key. Blocking; run in a thread."""
+STORE_CACHE_S = 60.0
+STORE_CACHE_ENTRIES_MAX = 10_000
+
+
 class Tenants:
-    """API keys of tenants, by the SHA-256 of the key (keys are never held in clear)."""
+    """API keys of tenants, by the SHA-256 of the key (keys are never held in clear): the
+    configuration's keys first, then the key store (answers cached for ``STORE_CACHE_S``)."""
 
-    def __init__(self, by_hash: dict[str, tuple[str, Profile]]) -> None:
+    def __init__(
+        self, by_hash: dict[str, tuple[str, Profile]], store: StoreLookup | None = None
+    ) -> None:
         self.by_hash = by_hash
+        self.store = store
+        self._cached: dict[str, tuple[float, tuple[str, Profile] | None]] = {}
 
-    def lookup(self, authorization: bytes | None) -> tuple[str, Profile]:
+    async def lookup(self, authorization: bytes | None) -> tuple[str, Profile]:
         if not authorization:
             raise AuthError("missing API key: send 'Authorization: Bearer <key>'")
         scheme, _, key = authorization.partition(b" ")
-        if scheme.lower() != b"bearer" or not key.strip():
+        key = key.strip()
+        if scheme.lower() != b"bearer" or not key:
             raise AuthError("the Authorization header must be 'Bearer <key>'")
-        found = self.by_hash.get(hashlib.sha256(key.strip()).hexdigest())
-        if found is None:
-            raise AuthError("invalid API key")
-        return found
+        digest = hashlib.sha256(key).hexdigest()
+        found = self.by_hash.get(digest)
+        if found is not None:
+            return found
+        if self.store is not None:
+            now = time.monotonic()
+            cached = self._cached.get(digest)
+            if cached is not None and now - cached[0] < STORE_CACHE_S:
+                found = cached[1]
+            else:
+                found = await asyncio.to_thread(self.store, key.decode("latin-1"))
+                if len(self._cached) >= STORE_CACHE_ENTRIES_MAX:
+                    self._cached.clear()
+                self._cached[digest] = (now, found)
+            if found is not None:
+                return found
+        raise AuthError("invalid API key")
 
 
 class GatewayHandler:
@@ -160,7 +187,7 @@ class GatewayHandler:
                         f"the gateway holds {self.limits.queue_depth_max} requests already"
                     )
                 if self.tenants is not None:
-                    tenant, profile = self.tenants.lookup(authorization)
+                    tenant, profile = await self.tenants.lookup(authorization)
                 body = await self._read_body(receive, content_length)
                 request = _parse(body)
                 model = request.get("model")
@@ -401,7 +428,7 @@ class GatewayHandler:
                 if name == b"authorization":
                     authorization = value
             if self.tenants is not None:
-                _, profile = self.tenants.lookup(authorization)
+                _, profile = await self.tenants.lookup(authorization)
             if self.tenants is None and self.table.wildcard:  # upstream mode: its own list
                 await self._proxy_models(send, authorization)
                 return

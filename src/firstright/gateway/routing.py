@@ -281,8 +281,9 @@ class RouteTable:
 
     def get(self, profile: Profile, model: str) -> Route | None:
         by_model = self.routes.get(profile.name)
-        if by_model is None:
-            by_model = self.routes.setdefault(profile.name, {})
+        if by_model is None:  # a profile first seen now (a key from the key store)
+            self.add_profile(profile)
+            by_model = self.routes[profile.name]
         route = by_model.get(model)
         if route is not None or not self.wildcard:
             return route
@@ -292,7 +293,20 @@ class RouteTable:
             self.route_count += 1
         return route
 
+    def add_profile(self, profile: Profile) -> None:
+        models = sorted({m for b in self.backends for m in b.models if m != ANY_MODEL})
+        by_model = self.routes.setdefault(profile.name, {})
+        for model in models:
+            if self.route_count >= ROUTES_MAX:
+                break
+            by_model[model] = compile_route(
+                profile, model, self.backends, self.rules_for, self.may_serve
+            )
+            self.route_count += 1
+
     def models_for(self, profile: Profile) -> list[Route]:
+        if profile.name not in self.routes:
+            self.add_profile(profile)
         return [r for r in self.routes.get(profile.name, {}).values() if r.order]
 
     def rerank(self) -> None:
