@@ -204,31 +204,36 @@ def _coded(table: pa.Table, name: str) -> Coded:
     return Coded(name, values, constant)
 
 
-def _codes(array: pa.DictionaryArray) -> Any:
-    """Integer codes (int64, 0 for null) of a dictionary array."""
+def _indices(array: pa.DictionaryArray) -> Any:
+    """The dictionary indices as a numpy array, -1 for null (code = index + 1)."""
     indices = array.indices
     if array.null_count:
         indices = pc.fill_null(indices, -1)
-    return np.add(indices.to_numpy(), 1, dtype=np.int64)
+    return indices.to_numpy()
 
 
 def _pack_batch(
     batch: pa.RecordBatch, plan: KeyPlan, slice_starts_us: Any, revenue_code: int | None
 ) -> list[pa.Array]:
+    """Key words of one batch, by Horner's rule in place: ``key = key * span + index`` per
+    dimension, then the word's constant (Horner of all ones) turns indices into codes."""
     occurred = batch.column("occurred_us").to_numpy()
     slices = np.searchsorted(slice_starts_us, occurred, side="right").astype(np.int64)
-    source = _codes(batch.column("source")) if revenue_code is not None else None
+    source = _indices(batch.column("source")) if revenue_code is not None else None
     words: list[pa.Array] = []
     for index, parts in enumerate(plan.words):
         key = slices if index == 0 else np.zeros(batch.num_rows, dtype=np.int64)
+        ones = 0
         for coded in parts:
-            codes = _codes(batch.column(coded.name))
+            indices = _indices(batch.column(coded.name))
             if coded.name == "tenant":
                 # The tenant splits revenue only; every other record has tenant code 0.
                 assert source is not None and revenue_code is not None
-                codes *= source == revenue_code
+                indices = np.where(source == revenue_code - 1, indices, -1)
             key *= coded.span
-            key += codes
+            key += indices
+            ones = ones * coded.span + 1
+        key += ones
         words.append(pa.array(key, type=pa.int64()))
     return words
 

@@ -8,11 +8,15 @@
       .get(record_id) -> UsageRecord | None
       .count() -> int
       .read_arrow(start_us, end_us) -> pyarrow.Table    the settlement columns of every record
-                                                       with start_us <= occurred_us < end_us
-      .periods_us() -> (min_us, max_us) | None
+                                                       with start_us <= occurred_us < end_us;
+                                                       dimensions as dictionary arrays
+      .span_us() -> (min_us, max_us) | None
 
-Reads go through SQLAlchemy into Arrow (DuckDB's database scanners download at run time and
-are not available), in partitions so memory stays bounded by the batch, not the table.
+Writes take records that are validated already (``UsageRecord``): each is hashed once from its
+fields (``content_hash``) and the new ones go in with one driver-level ``executemany`` of plain
+tuples. Reads use the driver's cursor directly (a server-side cursor on PostgreSQL) and build
+Arrow columns from plain tuples, batch by batch, so memory stays bounded by the batch, not the
+table (DuckDB's database scanners download at run time and are not available offline).
 """
 
 from __future__ import annotations
