@@ -146,9 +146,13 @@ def _row(record: UsageRecord, digest: str, occurred_bind: Callable[[Any], Any]) 
         record.latency_ms,
         record.status,
         record.partial,
-        orjson.dumps(record.refusals).decode(),
-        orjson.dumps(record.clause_ids).decode(),
+        _json_list(record.refusals),
+        _json_list(record.clause_ids),
     )
+
+
+def _json_list(values: list[str]) -> str:
+    return orjson.dumps(values).decode() if values else "[]"
 
 
 def _placeholders(conn: sa.Connection, count: int) -> str:

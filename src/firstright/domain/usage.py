@@ -112,7 +112,10 @@ class UsageRecord(BaseModel):
 def format_utc(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a ``Z``: one spelling per instant."""
     assert moment.tzinfo is not None, "usage times are aware"
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # "...+00:00" -> "...Z"
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def usage_json_schema() -> dict[str, Any]:
