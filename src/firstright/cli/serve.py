@@ -16,6 +16,7 @@ from firstright.errors import Forbidden, InputError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 GRACEFUL_SHUTDOWN_S = 60
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 @click.command()
@@ -51,6 +52,9 @@ def serve(  # noqa: PLR0917 - click passes options by position
     from firstright.gateway.metering import store_sink  # noqa: PLC0415
     from firstright.services.auth import authenticate, bearer_from_header  # noqa: PLC0415
 
+    # The metering thread works in batches; a short switch interval hands the GIL back to the
+    # event loop within a millisecond when a request arrives during a batch.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     engine = open_engine(database_url_from(database))
     migrate(engine)
