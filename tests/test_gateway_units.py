@@ -268,6 +268,9 @@ def test_usage_only_events_are_hidden_and_partial_events_wait() -> None:
     assert out == content and rest == b"data: [DO"
     out, rest = _drop_usage_events(rest + b"NE]\n\n")
     assert out == b"data: [DONE]\n\n" and rest == b""
+    crlf = content.replace(b"\n", b"\r\n") + usage.replace(b"\n", b"\r\n")
+    out, rest = _drop_usage_events(crlf + b"data: [DONE]\r\n\r\n")
+    assert out == content.replace(b"\n", b"\r\n") + b"data: [DONE]\r\n\r\n" and rest == b""
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -522,20 +522,26 @@ def _usage_of(payload: bytes) -> tuple[int, int]:
 
 
 def _drop_usage_events(data: bytes) -> tuple[bytes, bytes]:
-    """Split complete SSE events from the rest; drop usage-only events (no choices)."""
-    end = data.rfind(b"\n\n")
-    if end < 0:
+    """Split complete SSE events from the rest; drop usage-only events (no choices). Events end
+    with a blank line (``\n\n``, or ``\r\n\r\n`` from some servers)."""
+    crlf = data.rfind(b"\r\n\r\n")
+    lf = data.rfind(b"\n\n")
+    if crlf >= 0 and crlf + 2 >= lf:
+        separator, cut = b"\r\n\r\n", crlf + 4
+    elif lf >= 0:
+        separator, cut = b"\n\n", lf + 2
+    else:
         return b"", data
-    complete, rest = data[: end + 2], data[end + 2 :]
+    complete, rest = data[:cut], data[cut:]
     if b'"usage"' not in complete:
         return complete, rest
     kept = []
-    for event in complete.split(b"\n\n"):
+    for event in complete.split(separator):
         if not event:
             continue
         if b'"usage"' in event and _is_usage_only(event):
             continue
-        kept.append(event + b"\n\n")
+        kept.append(event + separator)
     return b"".join(kept), rest
 
 
