@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gateway overhead benchmark: firstright serve --upstream next to LiteLLM and the bare fake
-# upstream, in one interleaved run of the shared harness (bench/gateway/run.sh of the benchmark
-# kit, path in $HARNESS). The measured path is `firstright serve --upstream URL` with its
+# upstream, in one interleaved run of the harness in bench/gateway/ (run.sh: fake upstream, LiteLLM
+# pinned, wrk, CPU from /proc). The measured path is `firstright serve --upstream URL` with its
 # defaults: routing, metering to SQLite and the canonical log line all on.
 #
 #   bash bench/gateway_bench.sh setup        # once: wrk + LiteLLM venv (a few minutes)
@@ -11,7 +11,7 @@
 # Results: .bench/gw-run-<timestamp>/summary.md (and summary.json).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-HARNESS=${HARNESS:-$ROOT/../shared/bench/gateway/run.sh}
+HARNESS=${HARNESS:-$ROOT/bench/gateway/run.sh}
 [ -f "$HARNESS" ] || { echo "harness not found: $HARNESS (set HARNESS=.../run.sh)" >&2; exit 2; }
 mkdir -p "$ROOT/.bench"
 export VENV=${VENV:-$ROOT/.bench/gw-venv}
