@@ -1,7 +1,9 @@
 """``/api/traffic``: model traffic through the gateway, from the usage records it metered.
 
-    GET /api/traffic   requests per tenant and backend (share, tokens, cost, latency p50/p95),
-                       refusals and spills by backend and reason, and per-model totals
+    GET /api/traffic[?tenant=T]   requests per tenant and backend (share, tokens, cost at list
+                                  prices, latency p50/p95, requests served after a refusal),
+                                  refusals and spills by backend and reason, per-model and
+                                  overall totals, and the time span of the records
 
 Admins see every gateway record; a party sees the records it consumed (``party``), is the
 counterparty of, or whose backend it operates (``operator``); tenant keys may not read traffic.
@@ -11,11 +13,11 @@ counterparty of, or whose backend it operates (``operator``); tenant keys may no
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from sqlalchemy.engine import Engine
 
 from firstright.adapters.db import storage_errors
@@ -38,10 +40,14 @@ def _quantile(values: list[int], q: int) -> int | None:
     return ordered[rank - 1]
 
 
-def traffic_summary(engine: Engine, *, party: str | None) -> dict[str, Any]:
-    """Gateway traffic by tenant and backend, refusals by reason, totals by model."""
+def traffic_summary(
+    engine: Engine, *, party: str | None, tenant: str | None = None
+) -> dict[str, Any]:
+    """Gateway traffic by tenant and backend, refusals by reason, totals by model and overall
+    (``tenant``: only that tenant's records)."""
     c = usage_records.c
     query = sa.select(
+        c.occurred_at,
         c.tenant,
         c.backend,
         c.operator,
@@ -56,15 +62,23 @@ def traffic_summary(engine: Engine, *, party: str | None) -> dict[str, Any]:
     ).where(c.source == "gateway")
     if party is not None:
         query = query.where(sa.or_(c.party == party, c.counterparty == party, c.operator == party))
+    if tenant is not None:
+        query = query.where(c.tenant == tenant)
     query = query.order_by(c.occurred_us.desc()).limit(TRAFFIC_ROWS_MAX)
     groups: dict[tuple[str | None, str | None, str | None, str | None], dict[str, Any]] = {}
     latencies: dict[tuple[str | None, str | None, str | None, str | None], list[int]] = {}
     refusals: Counter[tuple[str, str]] = Counter()
     models: dict[tuple[str | None, str | None], dict[str, int]] = {}
     total = 0
+    amount_micros = 0
+    all_latencies: list[int] = []
+    first_at = last_at = None
     with storage_errors("reading gateway traffic"), engine.connect() as conn:
         for row in conn.execute(query):
             total += 1
+            amount_micros += int(row.amount_micros)
+            first_at = row.occurred_at if first_at is None else min(first_at, row.occurred_at)
+            last_at = row.occurred_at if last_at is None else max(last_at, row.occurred_at)
             key = (row.tenant, row.backend, row.operator, row.vendor)
             group = groups.setdefault(
                 key,
@@ -74,6 +88,7 @@ def traffic_summary(engine: Engine, *, party: str | None) -> dict[str, Any]:
                     "operator": row.operator,
                     "vendor": row.vendor,
                     "requests": 0,
+                    "after_refusal": 0,
                     "errors": 0,
                     "input_tokens": 0,
                     "output_tokens": 0,
@@ -87,7 +102,11 @@ def traffic_summary(engine: Engine, *, party: str | None) -> dict[str, Any]:
             group["amount_micros"] += int(row.amount_micros)
             if row.latency_ms is not None:
                 latencies.setdefault(key, []).append(int(row.latency_ms))
-            for refusal in orjson.loads(row.refusals or "[]"):
+                all_latencies.append(int(row.latency_ms))
+            refused = orjson.loads(row.refusals or "[]")
+            if refused and row.backend is not None:
+                group["after_refusal"] += 1
+            for refusal in refused:
                 backend, _, reason = str(refusal).partition(":")
                 refusals[(backend, reason or "refused")] += 1
             model = models.setdefault((row.model, row.vendor), {"requests": 0, "amount_micros": 0})
@@ -107,6 +126,11 @@ def traffic_summary(engine: Engine, *, party: str | None) -> dict[str, Any]:
     by_backend.sort(key=lambda g: (g["tenant"] or "", -g["requests"], g["backend"] or ""))
     return {
         "requests": total,
+        "amount_micros": amount_micros,
+        "latency_ms_p50": _quantile(all_latencies, 50),
+        "latency_ms_p95": _quantile(all_latencies, 95),
+        "first_at": first_at.isoformat() if first_at is not None else None,
+        "last_at": last_at.isoformat() if last_at is not None else None,
         "by_backend": by_backend,
         "refusals": [
             {"backend": backend, "reason": reason, "count": count}
@@ -122,5 +146,9 @@ def traffic_summary(engine: Engine, *, party: str | None) -> dict[str, Any]:
 
 
 @router.get("", summary="Gateway traffic by backend, refusals by reason, totals by model")
-def traffic(engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
-    return traffic_summary(engine, party=reader_party(principal))
+def traffic(
+    engine: EngineDep,
+    principal: PrincipalDep,
+    tenant: Annotated[str | None, Query(max_length=200, description="Only this tenant.")] = None,
+) -> dict[str, Any]:
+    return traffic_summary(engine, party=reader_party(principal), tenant=tenant or None)

@@ -2,8 +2,9 @@
 
 Runs the Microsoft–OpenAI seed scenario end to end on the embedded examples (see
 ``services/demo.py``), prints a summary — contract versions over time, capacity by cloud and why,
-the first refusals, gateway traffic, money flows and the commitment burn-down — and an admin API
-key, then serves the dashboard on localhost until interrupted (``--no-serve``: batch only).
+the first refusals, gateway traffic (sent through the gateway to simulators the demo starts on
+loopback and stops again), money flows and the commitment burn-down — and an admin API key, then
+serves the dashboard on localhost until interrupted (``--no-serve``: batch only).
 The data goes to ``--database`` (default ``firstright.db`` here), so a later ``firstright serve``
 sees it; running the demo again replaces the demo's rows with fresh ones.
 """
@@ -46,11 +47,17 @@ def demo(no_serve: bool, database: str | None, host: str, port: int, as_json: bo
     ) as progress:
         task = progress.add_task(STEPS[0], total=len(STEPS))
         names = iter(STEPS[1:])
+        requests: list[Any] = []
 
         def step(_name: str) -> None:
             progress.update(task, advance=1, description=next(names, "done"))
 
-        result = run_demo(engine, now=datetime.now(UTC), on_step=step)
+        def traffic(done: int, total: int) -> None:
+            if not requests:
+                requests.append(progress.add_task("  model requests", total=total))
+            progress.update(requests[0], completed=done)
+
+        result = run_demo(engine, now=datetime.now(UTC), on_step=step, on_traffic=traffic)
     if as_json:
         click.echo(
             orjson.dumps(
@@ -162,7 +169,7 @@ def render_summary(summary: dict[str, Any]) -> None:
 
     traffic = summary.get("traffic")
     if traffic and traffic.get("requests"):
-        _render_traffic(console, traffic)
+        _render_traffic(console, traffic, summary.get("traffic_run"))
     money = summary.get("settlement")
     if money:
         _render_money(console, money)
@@ -170,10 +177,25 @@ def render_summary(summary: dict[str, Any]) -> None:
         console.print(f"[dim]* {note}[/]")
 
 
-def _render_traffic(console: Any, traffic: dict[str, Any]) -> None:
+def _render_traffic(console: Any, traffic: dict[str, Any], run: dict[str, Any] | None) -> None:
     from rich.table import Table  # noqa: PLC0415
 
-    table = Table(title=f"Gateway traffic: {traffic['requests']:,} requests", title_justify="left")
+    if run:
+        sims = ", ".join(
+            f"{sim['name']} ({sim['input_usd_per_mtok']}/{sim['output_usd_per_mtok']} $/Mtok)"
+            for sim in run["simulators"]
+        )
+        console.print(
+            f"\n[bold]Gateway traffic[/] {run['sent']:,} requests in {run['duration_s']} s "
+            f"to simulators on loopback: {sims}; routed under {run['contract_version']} "
+            f"(contracts as of {run['contracts_at'][:10]})."
+        )
+    table = Table(
+        title=f"Gateway traffic by tenant and backend: {traffic['requests']:,} requests, "
+        f"p50 {traffic['latency_ms_p50']} ms, p95 {traffic['latency_ms_p95']} ms, "
+        f"{format_usd(traffic['amount_micros'])} at list prices",
+        title_justify="left",
+    )
     for column in (
         "tenant",
         "backend",
@@ -181,10 +203,12 @@ def _render_traffic(console: Any, traffic: dict[str, Any]) -> None:
         "vendor",
         "requests",
         "share",
+        "after refusal",
         "p50 ms",
+        "p95 ms",
         "cost",
     ):
-        table.add_column(column)
+        table.add_column(column, justify="right" if column not in _TEXT_COLUMNS else "left")
     for row in traffic["by_backend"]:
         table.add_row(
             row["tenant"] or "-",
@@ -193,17 +217,30 @@ def _render_traffic(console: Any, traffic: dict[str, Any]) -> None:
             row["vendor"] or "-",
             f"{row['requests']:,}",
             f"{row['share_pct']}%",
-            str(row["latency_ms_p50"] if row["latency_ms_p50"] is not None else "-"),
+            f"{row['after_refusal']:,}",
+            _ms(row["latency_ms_p50"]),
+            _ms(row["latency_ms_p95"]),
             format_usd(row["amount_micros"]),
         )
     console.print(table)
     if traffic["refusals"]:
-        reasons = Table(title="Refusals and spills by reason", title_justify="left")
+        reasons = Table(title="Refusals and spills by backend and reason", title_justify="left")
         for column in ("backend", "reason", "count"):
-            reasons.add_column(column)
+            reasons.add_column(column, justify="right" if column == "count" else "left")
         for row in traffic["refusals"]:
             reasons.add_row(row["backend"], row["reason"], f"{row['count']:,}")
         console.print(reasons)
+    if run:
+        for tenant in run["tenants"]:
+            console.print(f"[dim]{tenant['tenant']}: {tenant['note']}[/]")
+        console.print(f"[dim]traffic {run['settlement_note']}[/]")
+
+
+_TEXT_COLUMNS = frozenset({"tenant", "backend", "operator", "vendor"})
+
+
+def _ms(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 def _render_money(console: Any, money: dict[str, Any]) -> None:

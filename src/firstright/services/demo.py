@@ -1,17 +1,23 @@
 """The seed scenario end to end: Microsoft–OpenAI 2019–2026 on the embedded examples.
 
-    result = run_demo(engine, now=datetime.now(UTC), on_step=print)
+    result = run_demo(engine, now=datetime.now(UTC), on_step=print, on_traffic=None)
     result.summary      # the printed summary as JSON, read back from the database
     result.admin_key    # a fresh admin API key for the dashboard
 
 Steps (:data:`STEPS`, in order): load the contract versions; place the demand under the version
 in force at each request (``services/demo_capacity.py``) and store the decisions; run the first
 refusals those placements owe through the desk (``services/demo_desk.py``); send model traffic
-through the gateway to simulated upstreams (``services/demo_traffic.py``); settle every quarter
-(``services/demo_settlement.py``); read the summary back.
+through the gateway to simulators on loopback (``services/demo_traffic.py``; ``on_traffic(done,
+total)`` after each request); settle every quarter (``services/demo_settlement.py``); read the
+summary back.
+
+The traffic is sent now and stamped with the time it was sent, routed under the contracts as of
+``demo_traffic.CONTRACTS_AT``; it is settled by the demo only when now falls in one of the
+quarters the demo settles (``summary["traffic_run"]["settled"]`` says which, and why).
 
 Re-running is safe: each part first removes the rows an earlier demo run wrote (placements of
-source ``demo``, desk requests ``demo-*``, usage records ``demo-*``), so the database holds one
+source ``demo``, desk requests ``demo-*``, usage records ``demo-*``, gateway records of tenants
+``demo-*``), so the database holds one
 fresh copy of the demo next to anything else in it. The summary is computed by the same functions
 that serve ``/api/placements``, ``/api/traffic`` and ``/api/ledger`` from the same database, so
 the two agree by construction (and a test checks it).
@@ -29,17 +35,19 @@ from sqlalchemy.engine import Engine
 from firstright.adapters.db import migrate
 from firstright.adapters.placement_store import PlacementRecord, PlacementStore
 from firstright.api.placements import capacity_summary
+from firstright.api.traffic import traffic_summary
 from firstright.domain.contracts.versions import ContractSet
 from firstright.domain.placement.answer import PlacementAnswer
-from firstright.services import demo_capacity
+from firstright.services import demo_capacity, demo_traffic
 from firstright.services.demo_desk import OFFEROR_PARTY, DeskRun, run_desk
-from firstright.services.demo_settlement import REVENUE_NOTE, run_settlement
+from firstright.services.demo_settlement import QUARTERS, REVENUE_NOTE, run_settlement
 
 DEMO_SOURCE = "demo"
 STEPS: tuple[str, ...] = (
     "contracts",
     "placement",
     "first refusal desk",
+    "gateway traffic",
     "settlement",
     "summary",
 )
@@ -90,7 +98,13 @@ def placement_record(
     )
 
 
-def run_demo(engine: Engine, *, now: datetime, on_step: Step | None = None) -> DemoResult:
+def run_demo(
+    engine: Engine,
+    *,
+    now: datetime,
+    on_step: Step | None = None,
+    on_traffic: demo_traffic.ProgressFn | None = None,
+) -> DemoResult:
     """Run every step on ``engine`` (migrated here); ``on_step(name)`` after each step."""
     from firstright.examples import default_contracts_dir  # noqa: PLC0415
     from firstright.services.auth import create_key  # noqa: PLC0415
@@ -114,10 +128,14 @@ def run_demo(engine: Engine, *, now: datetime, on_step: Step | None = None) -> D
     )
     done("first refusal desk")
 
+    traffic = demo_traffic.run_traffic(engine, on_progress=on_traffic)
+    done("gateway traffic")
+
     settled = run_settlement(engine, contracts, answers, now=now)
     done("settlement")
 
     summary = build_summary(engine, contracts, desk_runs=desk_runs)
+    summary["traffic_run"] = traffic_run_summary(traffic, contracts)
     summary["settlement_runs"] = settled
     key = create_key(engine, party="demo", role="admin", created_at=now)
     done("summary")
@@ -137,5 +155,38 @@ def build_summary(
         + [demo_capacity.COMMITMENTS_ON_TRACK_NOTE, REVENUE_NOTE],
         "capacity": capacity_summary(engine, party=None),
         "desk": [run.to_json() for run in desk_runs or []],
+        "traffic": traffic_summary(engine, party=None),
         "settlement": money(engine, party=None),
+    }
+
+
+def quarter_label(at: datetime) -> str:
+    return f"{at.year}-Q{(at.month - 1) // 3 + 1}"
+
+
+def traffic_run_summary(run: demo_traffic.TrafficRun, contracts: ContractSet) -> dict[str, Any]:
+    """What the traffic step did, the contract version it routed under and whether the demo
+    settled it (only when it was sent inside a quarter the demo settles)."""
+    in_force = [
+        c.key
+        for c in contracts.in_force_at(run.contracts_at)
+        if c.contract_id == demo_capacity.DEMO_CONTRACT_ID
+    ]
+    quarter = quarter_label(run.started_at)
+    settled_quarters = [label for label, _ in QUARTERS]
+    settled = quarter in settled_quarters and quarter_label(run.finished_at) == quarter
+    if settled:
+        note = f"sent in {quarter}, which the demo settles: rated with that quarter"
+    else:
+        note = (
+            f"sent now ({run.started_at:%Y-%m-%d}, {quarter}), after the last quarter the demo "
+            f"settles ({settled_quarters[-1]}): not settled here; `firstright settle {quarter}` "
+            "rates it once the quarter is due"
+        )
+    return {
+        **run.to_json(),
+        "contract_version": in_force[0] if in_force else None,
+        "quarter": quarter,
+        "settled": settled,
+        "settlement_note": note,
     }
