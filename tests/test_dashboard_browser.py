@@ -160,15 +160,20 @@ def test_placements_filter_and_trace(page: Any, site: dict[str, Any]) -> None:
 
 def test_traffic(page: Any, site: dict[str, Any]) -> None:
     page.goto(site["base"] + "/traffic")
-    assert "Gateway traffic" in page.inner_text("main")
-    traffic = site["summary"].get("traffic") or {"requests": 0}
-    assert f"{traffic['requests']:,} model requests" in page.inner_text("main")
-    options = page.locator("#tenant option")
-    if options.count() > 1:
-        value = options.nth(1).get_attribute("value")
-        page.select_option("#tenant", value)
-        page.wait_for_url(f"**tenant={value}")
+    main = page.inner_text("main")
+    assert "Gateway traffic" in main
+    traffic = site["summary"]["traffic"]
+    assert traffic["requests"] > 0, "the demo sent no traffic through the gateway"
+    assert f"{traffic['requests']:,} model requests" in main
+    assert "price_over_cap" in main and "azure-mai" in main and "demo-openai-api" in main
+    assert page.locator("svg").count() >= 3  # split, latency and refusal charts
     shot(page, "traffic")
+    page.select_option("#tenant", "demo-copilot")
+    page.wait_for_url("**tenant=demo-copilot")
+    filtered = page.inner_text("main")
+    assert "demo-openai-api" not in filtered.split("By tenant and backend")[-1]
+    copilot = sum(r["requests"] for r in traffic["by_backend"] if r["tenant"] == "demo-copilot")
+    assert f"{copilot:,} model requests" in filtered
 
 
 def test_settlement(page: Any, site: dict[str, Any]) -> None:

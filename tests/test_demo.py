@@ -1,5 +1,6 @@
 """``firstright demo --no-serve``: runs end to end on a fresh database, twice, and its printed
-summary equals what the admin API returns for the same database."""
+summary equals what the admin API returns for the same database — placements, traffic through
+the gateway and money."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from firstright.adapters.db import open_engine
+from firstright.adapters.usage_store import usage_records
 from firstright.api.app import AdminSettings, create_admin_app
 from firstright.cli.main import cli
 from firstright.services.auth import create_key
@@ -126,3 +129,84 @@ def test_money_equals_the_ledger_api(demo_db: tuple[str, dict[str, Any]], api: T
         jan["amount_micros"] - jan["points"][-1]["cumulative_micros"]
     )
     assert all(run["entries_posted"] == 0 for run in summary["settlement_runs"])  # second run
+
+
+def test_traffic_equals_the_api(demo_db: tuple[str, dict[str, Any]], api: TestClient) -> None:
+    _, summary = demo_db
+    response = api.get("/api/traffic")
+    assert response.status_code == 200, response.text
+    assert response.json() == summary["traffic"]
+    run = summary["traffic_run"]
+    # The second run replaced the first run's records: one record per request sent.
+    assert summary["traffic"]["requests"] == run["sent"] == run["stored"] == 480
+    assert run["answered"] == {"200": 480} and run["failed"] == 0
+    assert summary["traffic"]["amount_micros"] == sum(
+        row["amount_micros"] for row in summary["traffic"]["by_backend"]
+    )
+    assert summary["traffic"]["amount_micros"] > 0
+    copilot = api.get("/api/traffic", params={"tenant": "demo-copilot"}).json()
+    assert copilot["requests"] == sum(
+        r["requests"] for r in summary["traffic"]["by_backend"] if r["tenant"] == "demo-copilot"
+    )
+    assert {r["tenant"] for r in copilot["by_backend"]} == {"demo-copilot"}
+
+
+def test_traffic_refusals_are_recorded_with_reasons(demo_db: tuple[str, dict[str, Any]]) -> None:
+    _, summary = demo_db
+    refusals = {(r["backend"], r["reason"]): r["count"] for r in summary["traffic"]["refusals"]}
+    assert refusals, "no refusal recorded"
+    assert set(reason for _, reason in refusals) <= {
+        "in_flight_max",
+        "deadline",
+        "price_over_cap",
+        "tokens_per_minute",
+    }
+    # Microsoft's Swedish backend is priced over rofr-new-capacity's match_price_cap: it refuses
+    # every ChatGPT request on new capacity that the holder's East US backend could not take.
+    assert refusals[("azure-sweden", "price_over_cap")] > 0
+    rows = {(r["tenant"], r["backend"]): r for r in summary["traffic"]["by_backend"]}
+    spilled = rows[("demo-chatgpt", "openai-direct")]
+    assert spilled["requests"] == spilled["after_refusal"] > 0
+    assert rows[("demo-chatgpt", "azure-eastus")]["after_refusal"] == 0
+    # Copilot goes to the cheaper MAI model first and to GPT-4o on Azure when MAI refuses.
+    assert rows[("demo-copilot", "azure-mai")]["vendor"] == "microsoft"
+    assert rows[("demo-copilot", "azure-mai")]["after_refusal"] == 0
+    assert any(backend == "azure-mai" for backend, _ in refusals)
+    copilot_vendors = {r["vendor"] for (tenant, _), r in rows.items() if tenant == "demo-copilot"}
+    assert copilot_vendors == {"microsoft", "openai"}
+    assert all(r["operator"] == "microsoft" for (t, _), r in rows.items() if t == "demo-copilot")
+
+
+def test_openai_api_traffic_only_on_azure(demo_db: tuple[str, dict[str, Any]]) -> None:
+    url, summary = demo_db
+    api_rows = [r for r in summary["traffic"]["by_backend"] if r["tenant"] == "demo-openai-api"]
+    assert sum(r["requests"] for r in api_rows) == 180
+    engine = open_engine(url)
+    c = usage_records.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(c.provider, c.operator, c.backend, c.clause_ids, c.status).where(
+                c.source == "gateway", c.tenant == "demo-openai-api"
+            )
+        ).all()
+    assert len(rows) == 180
+    for row in rows:
+        assert (row.provider, row.operator, row.status) == ("azure", "microsoft", 200), row
+        assert row.backend.startswith("azure-")
+        assert "api-channels-azure" in orjson.loads(row.clause_ids)
+
+
+def test_traffic_settlement_is_stated(demo_db: tuple[str, dict[str, Any]]) -> None:
+    _, summary = demo_db
+    run = summary["traffic_run"]
+    assert run["contract_version"] == "msft-openai@2025-01-21"
+    settled_quarters = [p["period"] for p in run_periods(summary)]
+    assert run["settled"] == (run["quarter"] in settled_quarters)
+    assert run["quarter"] in run["settlement_note"]
+    first, last = summary["traffic"]["first_at"], summary["traffic"]["last_at"]
+    assert run["started_at"] <= first <= last <= run["finished_at"]
+
+
+def run_periods(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = summary["settlement_runs"]
+    return runs

@@ -1,9 +1,10 @@
 """``/api/traffic``: model traffic through the gateway, from the usage records it metered.
 
-    GET /api/traffic[?tenant=T]   requests per tenant and backend (share, tokens, cost at list
-                                  prices, latency p50/p95, requests served after a refusal),
-                                  refusals and spills by backend and reason, per-model and
-                                  overall totals, and the time span of the records
+    GET /api/traffic[?tenant=T]   the split by backend (``backends``); requests per tenant and
+                                  backend (share, tokens, cost at list prices, latency p50/p95,
+                                  requests served after a refusal); refusals and spills by
+                                  backend and reason; per-model and overall totals; the time
+                                  span of the records
 
 Admins see every gateway record; a party sees the records it consumed (``party``), is the
 counterparty of, or whose backend it operates (``operator``); tenant keys may not read traffic.
@@ -43,8 +44,8 @@ def _quantile(values: list[int], q: int) -> int | None:
 def traffic_summary(
     engine: Engine, *, party: str | None, tenant: str | None = None
 ) -> dict[str, Any]:
-    """Gateway traffic by tenant and backend, refusals by reason, totals by model and overall
-    (``tenant``: only that tenant's records)."""
+    """Gateway traffic by backend (``backends``) and by tenant and backend (``by_backend``),
+    refusals by reason, totals by model and overall (``tenant``: only that tenant's records)."""
     c = usage_records.c
     query = sa.select(
         c.occurred_at,
@@ -125,6 +126,7 @@ def traffic_summary(
         )
     by_backend.sort(key=lambda g: (g["tenant"] or "", -g["requests"], g["backend"] or ""))
     return {
+        "backends": _split(groups, latencies, total),
         "requests": total,
         "amount_micros": amount_micros,
         "latency_ms_p50": _quantile(all_latencies, 50),
@@ -143,6 +145,44 @@ def traffic_summary(
             )
         ],
     }
+
+
+def _split(
+    groups: dict[tuple[str | None, str | None, str | None, str | None], dict[str, Any]],
+    latencies: dict[tuple[str | None, str | None, str | None, str | None], list[int]],
+    total: int,
+) -> list[dict[str, Any]]:
+    """The traffic split by backend, every tenant together."""
+    split: dict[tuple[str | None, str | None, str | None], dict[str, Any]] = {}
+    values: dict[tuple[str | None, str | None, str | None], list[int]] = {}
+    for key, group in groups.items():
+        _, backend, operator, vendor = key
+        entry = split.setdefault(
+            (backend, operator, vendor),
+            {
+                "backend": backend,
+                "operator": operator,
+                "vendor": vendor,
+                "requests": 0,
+                "after_refusal": 0,
+                "errors": 0,
+                "amount_micros": 0,
+            },
+        )
+        for name in ("requests", "after_refusal", "errors", "amount_micros"):
+            entry[name] += group[name]
+        values.setdefault((backend, operator, vendor), []).extend(latencies.get(key, []))
+    rows = [
+        {
+            **entry,
+            "share_pct": percent(entry["requests"], total),
+            "latency_ms_p50": _quantile(values[key], 50),
+            "latency_ms_p95": _quantile(values[key], 95),
+        }
+        for key, entry in split.items()
+    ]
+    rows.sort(key=lambda r: (-r["requests"], r["backend"] or ""))
+    return rows
 
 
 @router.get("", summary="Gateway traffic by backend, refusals by reason, totals by model")

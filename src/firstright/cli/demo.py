@@ -190,6 +190,30 @@ def _render_traffic(console: Any, traffic: dict[str, Any], run: dict[str, Any] |
             f"to simulators on loopback: {sims}; routed under {run['contract_version']} "
             f"(contracts as of {run['contracts_at'][:10]})."
         )
+    split = Table(title="Traffic split by backend", title_justify="left")
+    for column in (
+        "backend",
+        "operator",
+        "vendor",
+        "requests",
+        "share",
+        "p50 ms",
+        "p95 ms",
+        "cost",
+    ):
+        split.add_column(column, justify="right" if column not in _TEXT_COLUMNS else "left")
+    for row in traffic["backends"]:
+        split.add_row(
+            row["backend"] or "(none)",
+            row["operator"] or "-",
+            row["vendor"] or "-",
+            f"{row['requests']:,}",
+            f"{row['share_pct']}%",
+            _ms(row["latency_ms_p50"]),
+            _ms(row["latency_ms_p95"]),
+            format_usd(row["amount_micros"]),
+        )
+    console.print(split)
     table = Table(
         title=f"Gateway traffic by tenant and backend: {traffic['requests']:,} requests, "
         f"p50 {traffic['latency_ms_p50']} ms, p95 {traffic['latency_ms_p95']} ms, "

@@ -270,18 +270,23 @@ def traffic(request: Request, tenant: str = "") -> Response:
     from firstright.api.traffic import traffic_summary  # noqa: PLC0415
     from firstright.dashboard import views  # noqa: PLC0415
 
-    data = traffic_summary(_engine(request), party=_party(principal))
-    tenants = sorted({r["tenant"] or "-" for r in data["by_backend"]})
-    rows = [r for r in data["by_backend"] if not tenant or (r["tenant"] or "-") == tenant]
+    everything = traffic_summary(_engine(request), party=_party(principal))
+    tenants = sorted({r["tenant"] for r in everything["by_backend"] if r["tenant"]})
+    chosen = tenant if tenant in tenants else ""
+    data = (
+        traffic_summary(_engine(request), party=_party(principal), tenant=chosen)
+        if chosen
+        else everything
+    )
     return _page(
         request,
         "traffic.html",
         principal,
         data=data,
-        rows=rows,
+        rows=data["by_backend"],
         tenants=tenants,
-        tenant=tenant,
-        **views.traffic_charts(rows, data["refusals"]),
+        tenant=chosen,
+        **views.traffic_charts(data["backends"], data["refusals"]),
     )
 
 

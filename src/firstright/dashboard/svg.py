@@ -47,9 +47,10 @@ class Bar:
     colour: str | None = None
 
 
-def bars(items: Sequence[Bar], *, width: int = 640, title: str = "") -> str:
-    """Horizontal bars, longest = full width, with the label left and the note right."""
-    row_h, label_w, note_w = 26, 150, 240
+def bars(items: Sequence[Bar], *, width: int = 640, title: str = "", label_w: int = 150) -> str:
+    """Horizontal bars, longest = full width, with the label (``label_w`` wide) left and the
+    note right."""
+    row_h, note_w = 26, 240
     height = max(1, len(items)) * row_h + 8
     top = max((Decimal(i.value) for i in items), default=Decimal(0))
     span = width - label_w - note_w

@@ -165,17 +165,20 @@ def desk_list(app: FastAPI, principal: Principal) -> list[dict[str, Any]]:
 
 
 def traffic_charts(
-    rows: Sequence[dict[str, Any]], refusals: Sequence[dict[str, Any]]
+    backends: Sequence[dict[str, Any]], refusals: Sequence[dict[str, Any]]
 ) -> dict[str, str]:
+    """The split by backend (coloured by the vendor whose model served), latency p50 per
+    backend, and refusals by reason."""
+    vendors = sorted({r["vendor"] or "" for r in backends})
     split = svg.bars(
         [
             svg.Bar(
                 label=f"{r['backend'] or '(none)'}",
                 value=r["requests"],
-                note=f"{r['requests']:,} req · {r['share_pct']}%",
-                colour=svg.PALETTE[i % len(svg.PALETTE)],
+                note=f"{r['requests']:,} req · {r['share_pct']}% · {r['vendor'] or '—'} model",
+                colour=svg.PALETTE[vendors.index(r["vendor"] or "") % len(svg.PALETTE)],
             )
-            for i, r in enumerate(rows)
+            for r in backends
         ],
         title="requests by backend",
     )
@@ -187,7 +190,7 @@ def traffic_charts(
                 note=f"p50 {r['latency_ms_p50']} ms · p95 {r['latency_ms_p95']} ms",
                 colour="#0891b2",
             )
-            for r in rows
+            for r in backends
             if r["latency_ms_p50"] is not None
         ],
         title="latency by backend",
@@ -195,14 +198,15 @@ def traffic_charts(
     refused = svg.bars(
         [
             svg.Bar(
-                label=r["reason"],
+                label=f"{r['backend']} · {r['reason']}",
                 value=r["count"],
-                note=f"{r['count']:,} at {r['backend']}",
+                note=f"{r['count']:,} refusals",
                 colour="#dc2626",
             )
             for r in refusals
         ],
-        title="refusals by reason",
+        title="refusals by backend and reason",
+        label_w=230,
     )
     return {"split_chart": split, "latency_chart": latency, "refusal_chart": refused}
 
