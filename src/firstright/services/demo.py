@@ -180,8 +180,8 @@ def traffic_run_summary(run: demo_traffic.TrafficRun, contracts: ContractSet) ->
     else:
         note = (
             f"sent now ({run.started_at:%Y-%m-%d}, {quarter}), after the last quarter the demo "
-            f"settles ({settled_quarters[-1]}): not settled here; `firstright settle {quarter}` "
-            "rates it once the quarter is due"
+            f"settles ({settled_quarters[-1]}): not settled here; "
+            f"`firstright settle --period {quarter}` rates it once the quarter is due"
         )
     return {
         **run.to_json(),

@@ -391,6 +391,7 @@ async def _drive(engine: Engine, folder: Path, run: TrafficRun, progress: Progre
         try:
             await _send_all(gateway.url, keys, run, progress)
         finally:
+            gateway.server.should_exit = True  # stops it even if this task is cancelled
             await asyncio.to_thread(gateway.stop)
     finally:
         for runner in reversed(runners):
@@ -429,7 +430,9 @@ class _GatewayThread:
             )
         )
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._serve, name="firstright-demo-gateway")
+        self.thread = threading.Thread(
+            target=self._serve, name="firstright-demo-gateway", daemon=True
+        )
 
     def _serve(self) -> None:
         try:
