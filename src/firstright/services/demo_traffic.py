@@ -49,7 +49,6 @@ import socket
 import tempfile
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -356,10 +355,7 @@ async def _drive(engine: Engine, folder: Path, run: TrafficRun, progress: Progre
                 input_usd_per_mtok=price_in,
                 output_usd_per_mtok=price_out,
             )
-            with warnings.catch_warnings():
-                # the simulator keeps its state under a string key (its own module's choice)
-                warnings.simplefilter("ignore", web.NotAppKeyWarning)
-                app = create_sim_app(settings)
+            app = create_sim_app(settings)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             runners.append(runner)

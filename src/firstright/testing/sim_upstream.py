@@ -59,11 +59,15 @@ class SimState:
     by_status: Counter[int] = field(default_factory=Counter)
 
 
+SIM_STATE = web.AppKey("sim_state", SimState)
+"""Where a simulator app keeps its counters (for tests that inspect them)."""
+
+
 def create_sim_app(settings: SimSettings) -> web.Application:
     app = web.Application(client_max_size=SIM_BODY_BYTES_MAX)
     state = SimState()
     rng = random.Random(settings.seed)
-    app["sim_state"] = state
+    app[SIM_STATE] = state
 
     def reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
         state.by_status[status] += 1
