@@ -56,6 +56,8 @@ def serve(  # noqa: PLR0917 - click passes options by position
     # event loop within a millisecond when a request arrives during a batch.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every start ("Context impl SQLiteImpl"); migrations speak up only on error.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     engine = open_engine(database_url_from(database))
     migrate(engine)
     sink = store_sink(engine)
