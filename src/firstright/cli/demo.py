@@ -18,6 +18,7 @@ import click
 import orjson
 
 from firstright.domain.money import format_usd
+from firstright.errors import RuntimeFailure
 
 
 @click.command()
@@ -34,6 +35,8 @@ def demo(no_serve: bool, database: str | None, host: str, port: int, as_json: bo
     from firstright.adapters.db import database_url_from, open_engine  # noqa: PLC0415
     from firstright.services.demo import STEPS, run_demo  # noqa: PLC0415
 
+    if not no_serve:
+        _ensure_port_free(host, port)
     url = database_url_from(database)
     engine = open_engine(url)
     console = Console(stderr=True, highlight=False)
@@ -73,6 +76,21 @@ def demo(no_serve: bool, database: str | None, host: str, port: int, as_json: bo
     if no_serve:
         return
     _serve(engine, host, port)
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    """Refuse before the batch runs, not after it, when the dashboard could not be served."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RuntimeFailure(
+                f"cannot serve the dashboard on {host}:{port} ({exc.strerror}); "
+                "choose another --port, or --no-serve"
+            ) from exc
 
 
 def _serve(engine: Any, host: str, port: int) -> None:
