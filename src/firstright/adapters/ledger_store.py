@@ -175,22 +175,7 @@ class LedgerStore:
     def posted(self) -> dict[str, Posted]:
         """Per obligation key: the quantity and amount booked so far and how many entries."""
         e = ledger_entries.c
-        query = sa.select(
-            e.obligation_key,
-            e.kind,
-            e.about_period,
-            e.payer,
-            e.payee,
-            e.contract,
-            e.clause_id,
-            e.basis,
-            e.unit,
-            e.rate,
-            e.currency,
-            sa.func.sum(e.quantity).label("quantity"),
-            sa.func.sum(e.amount_micros).label("amount_micros"),
-            sa.func.count().label("entries"),
-        ).group_by(
+        line_columns = (
             e.obligation_key,
             e.kind,
             e.about_period,
@@ -203,6 +188,12 @@ class LedgerStore:
             e.rate,
             e.currency,
         )
+        query = sa.select(
+            *line_columns,
+            sa.func.sum(e.quantity).label("quantity"),
+            sa.func.sum(e.amount_micros).label("amount_micros"),
+            sa.func.count().label("entries"),
+        ).group_by(*line_columns)
         found: dict[str, Posted] = {}
         with storage_errors("reading posted totals"), self.engine.connect() as conn:
             for row in conn.execute(query).mappings():

@@ -570,10 +570,10 @@ class Policy:
                 steps.append((_step_bound_exceeded, (exemption, binding, demand)))
             elif exemption.providers:
                 extra = extra | exemption.providers
-                steps.append((_step_extend, (exemption, binding, demand)))
+                steps.append((_step_exempt, (exemption, binding, demand)))
             else:
                 lifted = True
-                steps.append((_step_lift, (exemption, binding, demand)))
+                steps.append((_step_exempt, (exemption, binding, demand)))
         return None if lifted else extra
 
     def _combine(
@@ -743,35 +743,26 @@ def _step_bound_exceeded(exemption: _Exemption, binding: _Binding, demand: Deman
     )
 
 
-def _step_extend(exemption: _Exemption, binding: _Binding, demand: Demand) -> TraceStep:
+def _step_exempt(exemption: _Exemption, binding: _Binding, demand: Demand) -> TraceStep:
+    """An exemption that matched: with providers it extends ``binding``, without it lifts it."""
     kind = exemption.clause.kind
     extra: dict[str, str] = {"overrides": binding.clause.id}
     if exemption.max_gpus is not None:
         extra["gpus"] = str(demand.gpus)
         extra["max_gpus"] = str(exemption.max_gpus)
+    if exemption.providers:
+        rule = f"{kind}.extend"
+        result = f"{binding.clause.id} also allows {_names(exemption.providers)}"
+    else:
+        rule = f"{kind}.lift"
+        result = f"{binding.clause.id} does not apply to this demand"
     return TraceStep(
         exemption.clause.id,
         exemption.contract,
         kind,
-        f"{kind}.extend",
+        rule,
         _inputs(exemption.checks, demand, **extra),
-        f"{binding.clause.id} also allows {_names(exemption.providers)}",
-    )
-
-
-def _step_lift(exemption: _Exemption, binding: _Binding, demand: Demand) -> TraceStep:
-    kind = exemption.clause.kind
-    extra: dict[str, str] = {"overrides": binding.clause.id}
-    if exemption.max_gpus is not None:
-        extra["gpus"] = str(demand.gpus)
-        extra["max_gpus"] = str(exemption.max_gpus)
-    return TraceStep(
-        exemption.clause.id,
-        exemption.contract,
-        kind,
-        f"{kind}.lift",
-        _inputs(exemption.checks, demand, **extra),
-        f"{binding.clause.id} does not apply to this demand",
+        result,
     )
 
 

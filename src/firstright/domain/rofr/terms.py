@@ -32,6 +32,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from firstright.domain.contracts.model import RofrParams
+from firstright.domain.money import parse_decimal
 
 PRICE_TERM = "price_per_gpu_hour"
 QUANTITY_TERM = "quantity_gpus"
@@ -125,12 +126,9 @@ def parse_term(name: str, raw: object, params: RofrParams) -> TermValue:
         if isinstance(raw, bool) or not isinstance(raw, int | Decimal | str):
             raise ValueError(f"{name} must be a number, got {raw!r}")
         try:
-            value = Decimal(raw)
-        except ArithmeticError as exc:
-            raise ValueError(f"{name} must be a number, got {raw!r}") from exc
-        if not value.is_finite():
-            raise ValueError(f"{name} must be a finite number, got {raw!r}")
-        return value
+            return parse_decimal(raw)
+        except ValueError as exc:
+            raise ValueError(f"{name} must be a finite number, got {raw!r}") from exc
     if isinstance(raw, bool) or raw is None:
         raise ValueError(f"{name} must be a value, got {raw!r}")
     if isinstance(raw, int | Decimal | str | date):
@@ -252,13 +250,16 @@ def _identity_lines(
     return lines
 
 
-def check_match(holder: TermSet, baseline: TermSet, params: RofrParams) -> Comparison:
-    """Does the holder's response meet or beat every ordered term and equal the identity terms?"""
-    lines = _identity_lines(holder, baseline, params)
+def _ordered_terms(
+    candidate: TermSet, baseline: TermSet, params: RofrParams, lines: list[TermComparison]
+) -> Iterator[tuple[str, TermValue, TermValue, Decimal]]:
+    """The ordered terms (quantity aside) the baseline states, with how much worse the candidate
+    is for the owner on each; a term the candidate lacks or that cannot be compared is recorded
+    in ``lines`` and not yielded."""
     for name, direction in params.terms_order.items():
         if name == QUANTITY_TERM:
             continue
-        base, cand = _ordered_value(baseline, name), _ordered_value(holder, name)
+        base, cand = _ordered_value(baseline, name), _ordered_value(candidate, name)
         if base is None:
             continue
         if cand is None:
@@ -267,7 +268,15 @@ def check_match(holder: TermSet, baseline: TermSet, params: RofrParams) -> Compa
         worse = _worsening(direction, base, cand)
         if worse is None:
             lines.append(TermComparison(name, show(base), show(cand), Verdict.DIFFERS))
-        elif worse > 0:
+            continue
+        yield name, base, cand, worse
+
+
+def check_match(holder: TermSet, baseline: TermSet, params: RofrParams) -> Comparison:
+    """Does the holder's response meet or beat every ordered term and equal the identity terms?"""
+    lines = _identity_lines(holder, baseline, params)
+    for name, base, cand, worse in _ordered_terms(holder, baseline, params, lines):
+        if worse > 0:
             lines.append(TermComparison(name, show(base), show(cand), Verdict.WORSE, "no slack"))
         else:
             verdict = Verdict.BETTER if worse < 0 else Verdict.EQUAL
@@ -317,19 +326,7 @@ def check_release(
                 QUANTITY_TERM, str(released_quantity), str(quantity), verdict, "released"
             )
         )
-    for name, direction in params.terms_order.items():
-        if name == QUANTITY_TERM:
-            continue
-        base, cand = _ordered_value(baseline, name), _ordered_value(candidate, name)
-        if base is None:
-            continue
-        if cand is None:
-            lines.append(TermComparison(name, show(base), "-", Verdict.MISSING))
-            continue
-        worse = _worsening(direction, base, cand)
-        if worse is None:
-            lines.append(TermComparison(name, show(base), show(cand), Verdict.DIFFERS))
-            continue
+    for name, base, cand, worse in _ordered_terms(candidate, baseline, params, lines):
         if name == PRICE_TERM and params.mode == "rofo" and params.rofo_max_price_pct_of_offered:
             lines.append(_rofo_band(base, cand, params.rofo_max_price_pct_of_offered))
             continue
